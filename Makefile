@@ -1,0 +1,35 @@
+# The verbs a person types. Every target installs what it needs into .venv first.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The main job: synthetic extract -> training pipeline -> served model -> predictions.
+demo: $(STAMP)
+	$(BIN)/woundcare demo
+
+## The whole test suite (unit, integration, e2e).
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## Benchmarks print a table and write JSON under out/bench/.
+bench: $(STAMP)
+	@for b in tests/benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .woundcare out .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""The lean native scorer: loads a compiled model with ctypes; imports no numpy, pandas or scikit-learn."""

@@ -1,0 +1,1 @@
+"""woundcare ML core: contract, validation, derivation, synthesis, models. Never imports boto3."""
