@@ -1,0 +1,136 @@
+"""The ONE feature specification of the healing-time model (landmark design), and its per-history path.
+
+One row per assessment ("landmark"): its features use only what was known at that visit — the patient, the
+wound, this visit's measurements and derived fields, change since the first and previous visits, labs carried
+forward from earlier visits, and the treatment plan in force from this visit on. Training builds the same rows
+for whole tables in `model_build.features_table`; a parity test holds the two paths identical.
+
+Pure Python, no pandas/numpy: the inference Lambda imports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from model_build.derive import derive_history
+from model_build.schema import COMORBIDITIES, INTERVENTIONS, MEDICATIONS
+
+Kind = Literal["numeric", "categorical"]
+# How a feature's value is taken from the visit record (patient + wound + assessment + derived fields):
+#   "value": this visit's value; "carried": the latest non-missing value on record up to this visit
+#   (labs are not measured at every visit); "first": the value at the wound's first assessment.
+Rule = Literal["value", "carried", "first"]
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One model input: its name, its type, the record field it comes from and how."""
+
+    name: str
+    kind: Kind
+    source: str
+    rule: Rule = "value"
+
+
+def _numeric(*names: str) -> tuple[Feature, ...]:
+    return tuple(Feature(n, "numeric", n) for n in names)
+
+
+def _categorical(*names: str) -> tuple[Feature, ...]:
+    return tuple(Feature(n, "categorical", n) for n in names)
+
+
+PATIENT_FEATURES = (
+    *_numeric("age_years", *COMORBIDITIES, *MEDICATIONS),
+    *_categorical("sex", "care_setting", "mobility"),
+)
+WOUND_FEATURES = (*_categorical("wound_type", "location", "pi_stage"), *_numeric("wagner_grade"))
+VISIT_FEATURES = (
+    *_numeric(
+        "length_cm",
+        "width_cm",
+        "depth_cm",
+        "undermining_cm",
+        "tunneling_cm",
+        "granulation_pct",
+        "slough_pct",
+        "eschar_pct",
+        "epithelial_pct",
+        "odor",
+        "infection",
+        "pain_score",
+    ),
+    *_categorical("exudate_amount", "exudate_type", "periwound"),
+    Feature("bmi", "numeric", "bmi", "carried"),
+    Feature("hba1c_pct", "numeric", "hba1c_pct", "carried"),
+    Feature("albumin_g_dl", "numeric", "albumin_g_dl", "carried"),
+    Feature("ankle_brachial_index", "numeric", "ankle_brachial_index", "carried"),
+)
+DERIVED_FEATURES = (
+    *_numeric(
+        "area_cm2",
+        "volume_cm3",
+        "wound_age_days",
+        "days_since_first_assessment",
+        "percent_area_reduction",
+        "weekly_healing_rate_cm2",
+        "push_area_score",
+        "push_exudate_score",
+        "push_tissue_score",
+        "push_total",
+    ),
+    *_categorical("dominant_tissue"),
+    Feature("first_area_cm2", "numeric", "area_cm2", "first"),
+)
+# The plan in force from this visit on; the recommender substitutes candidate plans here.
+TREATMENT_FEATURES = (
+    *_categorical("primary_dressing", "debridement"),
+    *_numeric("dressing_changes_per_week", *INTERVENTIONS),
+)
+FEATURES: tuple[Feature, ...] = (
+    *PATIENT_FEATURES,
+    *WOUND_FEATURES,
+    *VISIT_FEATURES,
+    *DERIVED_FEATURES,
+    *TREATMENT_FEATURES,
+)
+FEATURE_NAMES = tuple(f.name for f in FEATURES)
+CATEGORICAL_FEATURES = tuple(f.name for f in FEATURES if f.kind == "categorical")
+TREATMENT_FEATURE_NAMES = tuple(f.name for f in TREATMENT_FEATURES)
+
+
+def history_features(
+    patient: Mapping[str, Any], wound: Mapping[str, Any], assessments: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Feature values of every visit of one wound, in date order, as the model sees them at that visit.
+
+    Numerics are floats (booleans 1.0/0.0) or None; categoricals are strings or None.
+    """
+    derived = derive_history(wound, assessments)
+    by_key = {a.get("assessment_key"): a for a in assessments}
+    rows: list[dict[str, Any]] = []
+    carried: dict[str, Any] = {}
+    first: dict[str, Any] = {}
+    for fields in derived:
+        record = {**patient, **wound, **by_key[fields["assessment_key"]], **fields}
+        row = {}
+        for feature in FEATURES:
+            value = _clean(record.get(feature.source), feature.kind)
+            if feature.rule == "carried":
+                value = carried[feature.source] = value if value is not None else carried.get(feature.source)
+            elif feature.rule == "first":
+                value = first.setdefault(feature.source, value)
+            row[feature.name] = value
+        rows.append(row)
+    return rows
+
+
+def _clean(value: Any, kind: Kind) -> Any:
+    """A record value as the model sees it: float or None for numerics, str or None for categoricals."""
+    if value is None or value != value or value == "":  # value != value: NaN
+        return None
+    if kind == "categorical":
+        return str(value)
+    return float(value)
