@@ -1,0 +1,75 @@
+"""Trajectory arithmetic (pure Python) against hand computation and against the learner's numpy path."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from model_build.survival import DiscreteTimeSurvival
+from model_build.trajectory import Curve, area_at, trajectory
+
+WEEKLY = tuple(7.0 * k for k in range(53))
+
+
+def test_constant_weekly_hazard_gives_geometric_survival_by_hand():
+    # Given a 10 % hazard every week
+    m = math.log(0.1 / 0.9)
+    curve = Curve(WEEKLY, (m,) * 52)
+    # Then S(k weeks) = 0.9^k and the median is where 0.9^t = 0.5
+    assert curve.survival(7.0 * 12) == pytest.approx(0.9**12, rel=1e-12)
+    median_weeks = math.log(0.5) / math.log(0.9)
+    assert curve.quantile(0.5) / 7.0 == pytest.approx(median_weeks, rel=1e-12)
+
+
+def test_quantile_beyond_the_horizon_is_none_not_a_guess():
+    curve = Curve(WEEKLY, (-8.0,) * 52)  # hazard ~0.03 % a week
+    assert curve.quantile(0.5) is None
+    assert trajectory(curve, current_area=4.0)["median_weeks"] is None
+
+
+def test_curve_matches_the_learners_numpy_survival_and_quantiles():
+    # Given a learner fitted on exponential times with a covariate
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=3000)
+    t = rng.exponential(60 * np.exp(0.5 * x))
+    c = rng.uniform(0, 250, size=3000)
+    X = pd.DataFrame({"x": x})
+    model = DiscreteTimeSurvival(interval_edges=WEEKLY[1:], max_iter=30, random_state=0)
+    model.fit(X, np.minimum(t, c), t <= c)
+    rows = X.iloc[:25]
+    margins = model.hazard_margins(rows)
+    days = np.array([0.0, 3.5, 7.0, 30.0, 84.0, 200.0, 364.0])
+    expected_s = model.predict_survival(rows, days)
+    expected_q = model.predict_quantiles(rows, [0.1, 0.5, 0.9])
+    for i in range(len(rows)):
+        curve = Curve(tuple(model.interval_edges_), tuple(margins[i]))
+        assert [curve.survival(d) for d in days] == pytest.approx(list(expected_s[i]), abs=1e-12)
+        got_q = [curve.quantile(q) for q in (0.1, 0.5, 0.9)]
+        assert [math.inf if g is None else g for g in got_q] == pytest.approx(list(expected_q[i]), abs=1e-9)
+
+
+def test_trajectory_is_monotone_banded_and_starts_at_the_current_area():
+    curve = Curve(WEEKLY, tuple(-3.0 + 0.05 * k for k in range(52)))
+    result = trajectory(curve, current_area=10.0, shape=1.0)
+    points = result["points"]
+    assert points[0]["area_cm2"] == pytest.approx(10.0) and points[0]["p_healed"] == 0.0
+    assert len(points) == 53 and result["horizon_weeks"] == 52
+    p = [pt["p_healed"] for pt in points]
+    assert all(a <= b for a, b in itertools.pairwise(p))
+    for pt in points:
+        assert pt["area_low_cm2"] <= pt["area_cm2"] <= pt["area_high_cm2"]
+    low, high = result["median_interval_weeks"]
+    assert low < result["median_weeks"] < high
+    assert result["p_healed_by_week"]["12"] == pytest.approx(points[12]["p_healed"])
+
+
+def test_area_closes_along_the_assumed_shape():
+    assert area_at(0.0, 8.0, 28.0, 1.0) == 8.0
+    assert area_at(14.0, 8.0, 28.0, 1.0) == pytest.approx(4.0)
+    assert area_at(14.0, 8.0, 28.0, 2.0) == pytest.approx(2.0)
+    assert area_at(30.0, 8.0, 28.0, 1.0) == 0.0
+    assert area_at(30.0, 8.0, None, 1.0) == 8.0
