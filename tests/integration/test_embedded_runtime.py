@@ -184,17 +184,21 @@ def test_invoker_answers_the_lambda_invoke_api_like_lambda():
         assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"
 
 
-def test_handler_that_cannot_be_loaded_reports_a_runtime_import_error():
-    # Given a function whose Handler names a function its module does not define
+@pytest.mark.parametrize(
+    ("handler", "error_type"),
+    [("handlers.no_such_handler", "Runtime.HandlerNotFound"), ("no_such_module.flaky", "Runtime.ImportModuleError")],
+)
+def test_handler_that_cannot_be_loaded_fails_with_the_lambda_runtime_error(handler, error_type):
+    # Given a function whose Handler names a missing function, or a missing module
     template = load_template(TEMPLATE)
-    broken = dataclasses.replace(template.functions["RejectFunction"], handler="handlers.no_such_handler")
+    broken = dataclasses.replace(template.functions["RejectFunction"], handler=handler)
     template = dataclasses.replace(template, functions={**template.functions, "RejectFunction": broken})
     # When it is invoked
     with LocalLambdaInvoker(template) as invoker:
         payload, failed = invoker.invoke("RejectFunction", b"{}")
     # Then the error is typed as the Lambda runtime types it, so Retry/Catch can tell it apart
     assert failed
-    assert json.loads(payload)["errorType"] == "Runtime.ImportModuleError"
+    assert json.loads(payload)["errorType"] == error_type
 
 
 # --- executions -------------------------------------------------------------------------------------------

@@ -20,8 +20,11 @@ and with "arn:aws:states:::lambda:invoke" (Parameters, Payload.$, ResultSelector
 Fail (Error/Cause reach describe_execution), Parallel, inline Map (ItemsPath/ItemProcessor), InputPath,
 ResultPath, OutputPath, intrinsic functions (States.Format, States.StringToJson, States.JsonMerge, ...),
 Retry (ErrorEquals on the handler's exception class name, MaxAttempts, BackoffRate) and Catch.
-Retry really sleeps IntervalSeconds x BackoffRate^n, like AWS: there is no local shortening, so keep
-retry intervals modest in the ASL (they cost nothing on the success path).
+Retry really sleeps IntervalSeconds x BackoffRate^n, like AWS (and Wait really waits): there is no local
+shortening, so keep retry intervals modest in the ASL (they cost nothing on the success path). A Task's
+TimeoutSeconds is enforced (States.Timeout), but the handler still runs to its end in the background.
+Not available: JSONata (QueryLanguage) and variables (Assign, $name): moto ships their evaluator stubbed out,
+so they fail with States.Runtime. Other service integrations (sns:publish, ...) call moto's mocked services.
 """
 
 from __future__ import annotations
@@ -67,6 +70,10 @@ class UnresolvedSubstitutionError(TemplateError):
 
 class FunctionNotFoundError(LookupError):
     """No function of the template answers to the requested name or ARN."""
+
+
+class _HandlerNotFoundError(Exception):
+    """The handler module imports but does not define the handler function."""
 
 
 # --- template reading -------------------------------------------------------------------------------------
@@ -438,6 +445,7 @@ class LocalLambdaInvoker:
 
     Each call applies the function's template environment (then `extra_env`, which wins) and restores the
     previous environment afterwards. Handler modules are imported once, on first call, inside that scope.
+    Calls run one at a time, so a handler must not synchronously invoke another function through it.
     """
 
     def __init__(
@@ -485,6 +493,8 @@ class LocalLambdaInvoker:
         with _INVOKE_LOCK, scoped_environ({**spec.environment, **self._extra_env}), _on_sys_path(search_dir):
             try:
                 handler = self._handler(spec)
+            except _HandlerNotFoundError as exc:
+                return _error_document("Runtime.HandlerNotFound", exc), True
             except Exception as exc:
                 return _error_document("Runtime.ImportModuleError", exc), True
             try:
@@ -503,7 +513,10 @@ class LocalLambdaInvoker:
                 module = importlib.import_module(module_path)
             else:
                 module = _load_zip_module(spec, module_path)
-            self._handlers[spec.logical_id] = getattr(module, attribute)
+            handler = getattr(module, attribute, None)
+            if not callable(handler):
+                raise _HandlerNotFoundError(f"handler {spec.handler!r} is not a function of its module")
+            self._handlers[spec.logical_id] = handler
         return self._handlers[spec.logical_id]
 
 
