@@ -9,6 +9,7 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from moto import mock_aws
 from woundcare_shared.embedded import (
     LocalLambdaInvoker,
     StateEvent,
@@ -335,3 +336,22 @@ def test_handler_environment_is_applied_for_the_call_and_restored(monkeypatch):
     assert "FIXTURE_GREETING" not in os.environ
     assert "FIXTURE_EXTRA" not in os.environ
     assert "AWS_ENDPOINT_URL_LAMBDA" not in os.environ
+
+
+def test_runs_inside_an_existing_moto_session_keep_its_data_and_get_distinct_executions():
+    # Given a moto session the caller already holds, with data in it (as the CLI's local S3 would)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="woundcare-local-data")
+        s3.put_object(Bucket="woundcare-local-data", Key="extract/patients.csv", Body=b"patient_key\n")
+        wound = {"wound_id": "w-005", "area_cm2": 15.0}
+        # When the same state machine runs twice in it, the second time under a chosen execution name
+        first = run_state_machine(TEMPLATE, "PipelineStateMachine", wound)
+        second = run_state_machine(TEMPLATE, "PipelineStateMachine", wound, execution_name="run-0042")
+        # Then both succeed as separate executions, the named one keeping its name
+        assert first.succeeded and second.succeeded
+        assert first.execution_arn != second.execution_arn
+        assert second.execution_arn.endswith(":execution:PipelineStateMachine:run-0042")
+        # And the caller's data is still there
+        keys = [item["Key"] for item in s3.list_objects_v2(Bucket="woundcare-local-data")["Contents"]]
+        assert keys == ["extract/patients.csv"]

@@ -743,6 +743,7 @@ def execute(
     execution_input: Any = None,
     *,
     on_event: Callable[[StateEvent], None] | None = None,
+    execution_name: str | None = None,
     poll_interval_s: float = 0.05,
     timeout_s: float | None = None,
 ) -> ExecutionResult:
@@ -751,8 +752,11 @@ def execute(
     The caller owns the setup: a moto `mock_aws` with execute_state_machine on, and AWS_ENDPOINT_URL_LAMBDA
     pointing at a running LocalLambdaInvoker. `run_state_machine` does all of it.
     """
+    # moto names an unnamed execution "None", so a second one on the same machine would clash: always name it.
     execution_arn = client.start_execution(
-        stateMachineArn=state_machine_arn, input=json.dumps({} if execution_input is None else execution_input)
+        stateMachineArn=state_machine_arn,
+        name=execution_name or uuid.uuid4().hex,
+        input=json.dumps({} if execution_input is None else execution_input),
     )["executionArn"]
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     reader = _HistoryReader()
@@ -791,6 +795,7 @@ def run_state_machine(
     execution_input: Any = None,
     *,
     on_event: Callable[[StateEvent], None] | None = None,
+    execution_name: str | None = None,
     repo_root: str | Path | None = None,
     extra_env: Mapping[str, str] | None = None,
     parameters: Mapping[str, Any] | None = None,
@@ -816,5 +821,11 @@ def run_state_machine(
             "stateMachineArn"
         ]
         return execute(
-            client, arn, execution_input, on_event=on_event, poll_interval_s=poll_interval_s, timeout_s=timeout_s
+            client,
+            arn,
+            execution_input,
+            on_event=on_event,
+            execution_name=execution_name,
+            poll_interval_s=poll_interval_s,
+            timeout_s=timeout_s,
         )
