@@ -90,9 +90,7 @@ def is_closed(assessment: Mapping[str, Any]) -> bool:
     return _number(assessment.get("length_cm")) == 0 and _number(assessment.get("width_cm")) == 0
 
 
-def derive_history(
-    wound: Mapping[str, Any], assessments: Sequence[Mapping[str, Any]]
-) -> list[dict[str, Any]]:
+def derive_history(wound: Mapping[str, Any], assessments: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Every derived field for one wound's assessments, in date order (same-day ties keep input order).
 
     Input is as JSON gives it: contract field names, ISO date strings or dates, None for missing.
