@@ -12,10 +12,11 @@ import boto3
 import pytest
 from moto import mock_aws
 from moto.dynamodb.models import DynamoDBBackend
-from woundcare_shared.audit import AuditLog, DynamoAuditLog, open_audit_log
-from woundcare_shared.registry import DynamoRegistry, Registry, open_registry
-from woundcare_shared.runs import DynamoRunTracker, RunTracker, open_run_tracker
-from woundcare_shared.storage import ObjectStore, open_store
+from woundcare_shared.audit import AuditLog, DynamoAuditLog, get_audit_log, open_audit_log
+from woundcare_shared.registry import DynamoRegistry, Registry, get_registry, open_registry
+from woundcare_shared.runs import DynamoRunTracker, RunTracker, get_run_tracker, open_run_tracker
+from woundcare_shared.settings import get_settings
+from woundcare_shared.storage import ObjectStore, get_store, open_store
 
 # DynamoDB applies each write (and each transaction) atomically on the server. moto's in-memory
 # backend checks conditions and writes in plain Python, and rolls a failed transaction back by
@@ -89,6 +90,24 @@ def runs(request: pytest.FixtureRequest, tmp_path: Path) -> RunTracker:
     if _backend(request) == "local":
         return open_run_tracker(f"sqlite://{tmp_path / 'woundcare.db'}")
     return open_run_tracker(f"dynamodb://{create_table('runs', DynamoRunTracker.TABLE_KEYS)}")
+
+
+_CACHED = (get_settings, get_store, get_registry, get_audit_log, get_run_tracker)
+
+
+@pytest.fixture
+def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    """Set WOUNDCARE_<NAME> variables for one test; cached settings and services are forgotten around it."""
+
+    def set_env(**values: str) -> None:
+        for name, value in values.items():
+            monkeypatch.setenv(f"WOUNDCARE_{name.upper()}", value)
+        for cached in _CACHED:
+            cached.cache_clear()
+
+    yield set_env
+    for cached in _CACHED:
+        cached.cache_clear()
 
 
 @pytest.fixture

@@ -76,7 +76,8 @@ class AuditLog(ABC):
         last_seq, last_hash = 0, GENESIS_HASH
         for record in self.records():
             if record.seq != last_seq + 1:
-                problems.append(f"records {last_seq + 1} to {record.seq - 1} are missing")
+                first, last = last_seq + 1, record.seq - 1
+                problems.append(f"record {first} missing" if first == last else f"records {first} to {last} missing")
             elif record.prev_hash != last_hash:
                 problems.append(f"record {record.seq} does not chain to record {last_seq}")
             if record.hash != record.content_hash():

@@ -194,14 +194,16 @@ class DynamoRunTracker(RunTracker):
         self._merge(run_id, "metrics", metrics)
 
     def _merge(self, run_id: str, attribute: str, values: dict[str, Any]) -> None:
+        if not values:
+            return
         # Each value is stored as JSON text in the map: exact floats, no Decimal conversion.
-        names = {f"#k{i}": k for i, k in enumerate(values)}
+        names = {"#map": attribute, **{f"#k{i}": k for i, k in enumerate(values)}}
         updates = {f":v{i}": {"S": json.dumps(v, sort_keys=True)} for i, v in enumerate(values.values())}
         try:
             self.client.update_item(
                 TableName=self.table,
                 Key={"run_id": {"S": run_id}},
-                UpdateExpression="SET " + ", ".join(f"{attribute}.#k{i} = :v{i}" for i in range(len(values))),
+                UpdateExpression="SET " + ", ".join(f"#map.#k{i} = :v{i}" for i in range(len(values))),
                 ConditionExpression="attribute_exists(run_id)",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=updates,
