@@ -150,12 +150,6 @@ class Registry(ABC):
     def _transition(self, version: str, from_status: str, to_status: str, actor: str, reason: str, at: str) -> None:
         """Atomically: check the status is `from_status`, set `to_status`, archive the old production if promoting."""
 
-    def _conflict(self, version: str, from_status: str) -> RegistryError:
-        current = self.get(version).status
-        if current != from_status:
-            return StatusConflictError(f"model version {version} is {current!r}, not {from_status!r}")
-        return StatusConflictError(f"the production model changed while moving {version}; read it and retry")
-
 
 class SqliteRegistry(Registry):
     """Versions in a SQLite table; each change is one BEGIN IMMEDIATE transaction."""
@@ -270,6 +264,12 @@ class DynamoRegistry(Registry):
             self.client.transact_write_items(TransactItems=writes)
         except self.client.exceptions.TransactionCanceledException:
             raise self._conflict(version, from_status) from None
+
+    def _conflict(self, version: str, from_status: str) -> RegistryError:
+        current = self.get(version).status
+        if current != from_status:
+            return StatusConflictError(f"model version {version} is {current!r}, not {from_status!r}")
+        return StatusConflictError(f"the production model changed while moving {version}; read it and retry")
 
     def _set_status(self, version: str, from_status: str, to_status: str, actor: str, reason: str, at: str) -> dict:
         return {

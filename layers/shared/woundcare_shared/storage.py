@@ -263,10 +263,5 @@ def dynamodb_client() -> Any:
     return boto3.client("dynamodb")
 
 
-def is_conflict(error: Exception) -> bool:
-    """Whether a DynamoDB error means a write condition failed or a concurrent transaction won."""
-    return _error_code(error) in ("ConditionalCheckFailedException", "TransactionCanceledException")
-
-
 def _error_code(error: Exception) -> str:
     return str(getattr(error, "response", {}).get("Error", {}).get("Code", ""))
