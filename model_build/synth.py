@@ -74,7 +74,7 @@ BASE_MEDIAN_DAYS = {  # reference wound (stratum-median area and duration, no sl
     "pressure_injury:1": 16,
     "pressure_injury:2": 40,
     "pressure_injury:3": 110,
-    "pressure_injury:4": 250,
+    "pressure_injury:4": 200,
     "pressure_injury:unstageable": 240,
     "pressure_injury:deep_tissue": 45,
     "diabetic_foot_ulcer": 110,
@@ -129,12 +129,12 @@ SLOWING_TIME_RATIOS = {
     "duration_doubling": 1.12,
     "peripheral_arterial_disease": 1.4,
     "smoker": 1.25,
-    "albumin_below_2_5": 1.3,
+    "albumin_below_2_5": 1.4,
     "non_ambulatory": 1.25,
     "dialysis": 1.45,
     "infection": 1.35,
-    "wagner_grade_step": 1.3,
-    "bmi_over_33_venous": 1.35,
+    "wagner_grade_step": 1.45,
+    "bmi_over_33_venous": 1.5,
     "age_decade": 1.08,  # per decade above 76
 }
 # Hazard ratios of healing vs no active treatment, per wound type ("*" = any other type). Converted to time
@@ -255,7 +255,7 @@ class SynthConfig:
     treatment_hazard_ratios: dict = field(default_factory=partial(deepcopy, TREATMENT_HAZARD_RATIOS))
     infection_at_presentation: dict = field(default_factory=partial(deepcopy, INFECTION_AT_PRESENTATION))
     assignment_preference: dict = field(default_factory=partial(deepcopy, ASSIGNMENT_PREFERENCE))
-    assignment_severity_strength: float = 1.2
+    assignment_severity_strength: float = 1.0
     compression_min_abi: float = 0.6  # clinicians withhold compression below this (recorded ABI noise ±0.05)
     discharge_median_days: dict = field(default_factory=partial(deepcopy, DISCHARGE_MEDIAN_DAYS))
     discharge_sdlog: float = 0.7
@@ -538,12 +538,12 @@ def _assign_plans(cfg: SynthConfig, rng: np.random.Generator, w: pd.DataFrame, p
         w[c] = values.astype(_DTYPES.get(c, object))
     w["log_time_ratio_given"] = log_tr_given
     w["log_scale_given"] = w["log_scale_untreated"] + log_tr_given
-    rows, plan_codes, expected = (np.concatenate(part) for part in zip(*truth_parts, strict=True))
+    rows, all_codes, expected = (np.concatenate(part) for part in zip(*truth_parts, strict=True))
     order = np.argsort(rows, kind="stable")
     return pd.DataFrame(
         {
             "wound_key": w["wound_key"].to_numpy()[rows[order]],
-            "plan_id": pd.Categorical.from_codes(plan_codes[order], categories=list(codes)),
+            "plan_id": pd.Categorical.from_codes(all_codes[order], categories=list(codes)),
             "true_expected_healing_days": expected[order],
         }
     )
@@ -595,7 +595,8 @@ def _assessments(cfg: SynthConfig, rng: np.random.Generator, w: pd.DataFrame, p:
     """Weekly visits with jitter and misses, each with a measured wound on its path to closure at healing."""
     healed = (w["end_reason"] == "healed").to_numpy()
     end_day = w["end_day"].to_numpy()
-    last_open_day = np.where(healed, end_day - 1, end_day)
+    # A visit a day or two before closure would have seen the wound closing: closure is then the next visit.
+    last_open_day = np.where(healed, np.maximum(end_day - 3, 0), end_day)
     step, jitter = cfg.visit_interval_days, cfg.visit_jitter_days
     n_slots = (last_open_day + jitter) // step + 1
     wid = np.repeat(np.arange(len(w)), n_slots)
@@ -691,7 +692,7 @@ def _measure(
     exudate_amount = np.array(["none", "light", "moderate", "heavy"], dtype=object)[amount_idx]
     exudate_type = _choice(rng, {"serous": 0.55, "serosanguineous": 0.4, "sanguineous": 0.05}, n_rows)
     exudate_type = np.where(infected, "purulent", exudate_type)
-    exudate_type = np.where((amount_idx == 0) | (rng.random(n_rows) < 0.1), None, exudate_type)
+    exudate_type[(amount_idx == 0) | (rng.random(n_rows) < 0.1)] = None
     odor = pd.array(open_ & ((infected & (rng.random(n_rows) < 0.6)) | (rng.random(n_rows) < 0.05)), dtype="boolean")
     odor[open_ & (rng.random(n_rows) < 0.25)] = pd.NA
     pain = np.round(pd.Series(wound_type).map(_PAIN).to_numpy(float) + rng.normal(0, 1.5, n_rows) - 2 * u)
@@ -702,7 +703,7 @@ def _measure(
         mine = wound_type == t
         periwound[mine] = _choice(rng, _PERIWOUND.get(t, _PERIWOUND["*"]), int(mine.sum()))
     periwound = np.where(closed, "intact", periwound)
-    periwound = np.where(rng.random(n_rows) < 0.15, None, periwound)
+    periwound[rng.random(n_rows) < 0.15] = None
 
     # Vitals and labs, recorded on some visits only; bmi agrees with the row's weight and height.
     height_cm = np.round(of_patient("height_m") * 100)
@@ -829,7 +830,7 @@ def _make_dirty(
         n_dirty = min(round(cfg.dirty_share * len(frame)), len(candidates))
         rows = rng.choice(candidates, n_dirty, replace=False)
         kinds = np.array(_KINDS[name], dtype=object)[rng.integers(0, len(_KINDS[name]), n_dirty)]
-        duplicates = []
+        duplicates: list[pd.DataFrame] = []
         for kind in _KINDS[name]:
             at = rows[kinds == kind]
             if not len(at):
