@@ -35,7 +35,7 @@ from model_build.schema import (
 
 DRIFTS = ("none", "case_mix", "care_setting", "measurement")
 DIRTY_KINDS = ("enum_typo", "impossible_value", "mm_as_cm", "duplicate_key", "orphan")
-COST_CATALOG = resources.files("model_build") / "data" / "cost_catalog.csv"
+COST_CATALOG_FILE = resources.files("model_build") / "data" / "cost_catalog.csv"
 
 # --- calibration parameters: every number is sourced or marked assumed in docs/synthetic-cohort.md ---------
 
@@ -366,7 +366,7 @@ def write_cohort(cohort: Cohort, out_dir: str | Path, fmt: str = "csv") -> dict[
     out = Path(out_dir)
     written = write_extract(cohort.tables, out, fmt)
     written["cost_catalog"] = out / "cost_catalog.csv"
-    with resources.as_file(COST_CATALOG) as catalog:
+    with resources.as_file(COST_CATALOG_FILE) as catalog:
         shutil.copyfile(catalog, written["cost_catalog"])
     for name in ("ground_truth", "plan_truth"):
         written[name] = out / f"{name}.parquet"
