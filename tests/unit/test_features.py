@@ -7,6 +7,7 @@ import math
 
 import pandas as pd
 import pytest
+from conftest import wound_history
 
 from model_build.features import CATEGORICAL_FEATURES, FEATURE_NAMES, FEATURES, history_features
 from model_build.features_table import feature_frame, landmarks
@@ -18,17 +19,9 @@ def _clean(tiny_extract):
 
 
 def _serving_rows(clean: dict[str, pd.DataFrame], wound_key: str) -> list[dict]:
-    """One wound's history as the API would receive it: JSON-like dicts with ISO dates and None."""
-
-    def records(frame):
-        frame = frame.astype(object).where(frame.notna(), None)
-        return [{k: (v.date().isoformat() if isinstance(v, pd.Timestamp) else v) for k, v in r.items()}
-                for r in frame.to_dict("records")]  # fmt: skip
-
-    wound = records(clean["wounds"][clean["wounds"]["wound_key"] == wound_key])[0]
-    patient = records(clean["patients"][clean["patients"]["patient_key"] == wound["patient_key"]])[0]
-    visits = records(clean["assessments"][clean["assessments"]["wound_key"] == wound_key])
-    return history_features(patient, wound, visits[::-1])  # order of arrival must not matter
+    """One wound's history as the API would receive it, in reverse order: arrival order must not matter."""
+    patient, wound, visits = wound_history(clean, wound_key)
+    return history_features(patient, wound, visits[::-1])
 
 
 def assert_same_features(table_rows: pd.DataFrame, serving_rows: list[dict]) -> None:

@@ -1,0 +1,91 @@
+"""The progress metric: PUSH 3.0 and its trend, plus a learned score of weighted wound-level changes.
+
+Each visit's change since the wound's first assessment in a few wound-level variables is standardised and
+weighted; the weights are learned (at training) from how those changes relate to healing within 12 weeks, so
+a positive score means "changing the way wounds that heal change". Pure Python: the inference Lambda imports it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+# Variable name -> feature it is computed from; log area so that halving counts the same at any size.
+PROGRESS_VARIABLES = {
+    "log_area": "area_cm2",
+    "depth_cm": "depth_cm",
+    "granulation_pct": "granulation_pct",
+    "slough_pct": "slough_pct",
+    "eschar_pct": "eschar_pct",
+    "epithelial_pct": "epithelial_pct",
+    "push_exudate_score": "push_exudate_score",
+    "infection": "infection",
+}
+
+
+def variable_value(name: str, row: Mapping[str, Any]) -> float | None:
+    """One progress variable at one visit, from that visit's feature row."""
+    value = row.get(PROGRESS_VARIABLES[name])
+    if value is None or value != value:  # missing or NaN
+        return None
+    return math.log1p(value) if name == "log_area" else float(value)
+
+
+def changes_since_first(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, float | None]]:
+    """Per visit (date order), each variable's change since the first visit; None where either is missing."""
+    first = {name: variable_value(name, rows[0]) for name in PROGRESS_VARIABLES} if rows else {}
+    out = []
+    for row in rows:
+        change = {}
+        for name in PROGRESS_VARIABLES:
+            now = variable_value(name, row)
+            change[name] = None if now is None or first[name] is None else now - first[name]
+        out.append(change)
+    return out
+
+
+@dataclass(frozen=True)
+class ProgressWeights:
+    """Learned weights on standardised changes (positive weight: that change goes with healing)."""
+
+    weights: dict[str, float]
+    scales: dict[str, float]  # standard deviation of each change in training
+
+    def score(self, change: Mapping[str, float | None]) -> float:
+        """Weighted standardised change; a missing change counts as no change."""
+        return sum(self.weights[n] * (change[n] or 0.0) / self.scales[n] for n in self.weights if self.scales[n] > 0)
+
+    def as_dict(self) -> dict[str, dict[str, float]]:
+        return {"weights": self.weights, "scales": self.scales}
+
+
+def progress(rows: Sequence[Mapping[str, Any]], weights: ProgressWeights) -> dict[str, Any]:
+    """PUSH total and trend, and the learned score per visit and its change, for one wound's feature rows."""
+    changes = changes_since_first(rows)
+    visits = []
+    for row, change in zip(rows, changes, strict=True):
+        visits.append(
+            {
+                "days_since_first_assessment": row.get("days_since_first_assessment"),
+                "push_total": row.get("push_total"),
+                "progress_score": weights.score(change),
+            }
+        )
+    latest = visits[-1] if visits else {}
+    previous = visits[-2] if len(visits) > 1 else None
+    return {
+        "push_total": latest.get("push_total"),
+        "push_change_since_first": _difference(latest, visits[0] if visits else None, "push_total"),
+        "push_change_since_previous": _difference(latest, previous, "push_total"),
+        "progress_score": latest.get("progress_score"),
+        "progress_change_since_previous": _difference(latest, previous, "progress_score"),
+        "visits": visits,
+    }
+
+
+def _difference(now: Mapping[str, Any], before: Mapping[str, Any] | None, key: str) -> float | None:
+    if before is None or now.get(key) is None or before.get(key) is None:
+        return None
+    return float(now[key] - before[key])
