@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn import ensemble
+from sklearn.base import clone
 from threadpoolctl import threadpool_limits
 from woundcare_scoring.native import BUNDLE_JSON, LIBRARY, BundleError, NativeModel
 
@@ -32,7 +33,8 @@ CATEGORY = 4  # column index of the integer-coded category
 class Case:
     estimator: Any
     target: str
-    missing: bool  # NaN in training and scoring rows (GradientBoosting* rejects NaN)
+    missing: bool  # NaN in scoring rows (GradientBoosting* rejects NaN)
+    trained_with_missing: bool = True  # else sklearn sends NaN to the child that saw more samples
 
 
 CASES = {
@@ -44,6 +46,7 @@ CASES = {
     "hgb_multiclass": Case(ensemble.HistGradientBoostingClassifier(max_iter=10, random_state=0), "multiclass", True),
     "hgb_regressor": Case(ensemble.HistGradientBoostingRegressor(max_iter=25, random_state=0), "value", True),
     "hgb_poisson": Case(ensemble.HistGradientBoostingRegressor(max_iter=25, loss="poisson"), "count", True),
+    "hgb_trained_without_missing": Case(ensemble.HistGradientBoostingRegressor(max_iter=25), "value", True, False),
     "gb_binary": Case(ensemble.GradientBoostingClassifier(n_estimators=25, random_state=0), "binary", False),
     "gb_binary_exponential_loss": Case(
         ensemble.GradientBoostingClassifier(n_estimators=25, loss="exponential", random_state=0), "binary", False
@@ -51,6 +54,9 @@ CASES = {
     "gb_multiclass": Case(ensemble.GradientBoostingClassifier(n_estimators=8, random_state=0), "multiclass", False),
     "gb_regressor": Case(ensemble.GradientBoostingRegressor(n_estimators=25, random_state=0), "value", False),
     "rf_regressor": Case(ensemble.RandomForestRegressor(n_estimators=8, max_depth=8, random_state=0), "value", True),
+    "rf_trained_without_missing": Case(
+        ensemble.RandomForestRegressor(n_estimators=8, max_depth=8, random_state=0), "value", True, False
+    ),
     "rf_classifier": Case(
         ensemble.RandomForestClassifier(n_estimators=8, max_depth=8, random_state=0), "multiclass", True
     ),
@@ -133,8 +139,8 @@ def build(tmp_path_factory):
         if name not in cache:
             case = CASES[name]
             rng = np.random.default_rng(7)
-            X = _features(rng, N_TRAIN, missing=case.missing, unseen_categories=False)
-            estimator = case.estimator.fit(X, _target(X, case.target, rng))
+            X = _features(rng, N_TRAIN, missing=case.missing and case.trained_with_missing, unseen_categories=False)
+            estimator = clone(case.estimator).fit(X, _target(X, case.target, rng))
             bundle = compile_model(estimator, tmp_path_factory.mktemp(name) / "bundle", NAMES, {"case": name})
             cache[name] = (estimator, bundle, _scoring_rows(estimator, case, rng), case)
         return cache[name]
@@ -162,6 +168,7 @@ def test_compiled_scorer_equals_sklearn_on_every_output(built, raw_margin):
     # Given a compiled ensemble and rows with NaN, unseen categories and values on the split thresholds
     estimator, bundle, X, case = built
     assert np.isnan(X).any(axis=1).sum() > 500 or not case.missing
+    assert len(X) > N_RANDOM + 100  # rows on and around the split thresholds
     # When both score them
     native = np.array(NativeModel.load(bundle).predict_rows(X.tolist(), raw_margin=raw_margin))
     expected = reference_outputs(estimator, X, raw_margin=raw_margin)

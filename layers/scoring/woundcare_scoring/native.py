@@ -42,11 +42,12 @@ _FLAG_STRIDE = ctypes.sizeof(_Entry) // ctypes.sizeof(ctypes.c_int)
 
 
 class _Buffers(threading.local):
-    """Per-thread input/output buffers: the library is pure, so threads only need their own memory."""
+    """Per-thread input/output buffers (threading.local re-runs __init__ in each thread): the library is pure."""
 
-    entries: ctypes.Array[ctypes.c_double] | None = None
-    flags: ctypes.Array[ctypes.c_int]
-    result: ctypes.Array[ctypes.c_double]
+    def __init__(self, n_features: int, n_outputs: int) -> None:
+        self.entries = (ctypes.c_double * n_features)()
+        self.flags = (ctypes.c_int * (n_features * _FLAG_STRIDE)).from_buffer(self.entries)
+        self.result = (ctypes.c_double * n_outputs)()
 
 
 class NativeModel:
@@ -67,7 +68,7 @@ class NativeModel:
         index = {name: i for i, name in enumerate(self.feature_names)}
         categories = spec["input"].get("categories", {})
         self._categories = [(index[name], frozenset(float(c) for c in known)) for name, known in categories.items()]
-        self._buffers = _Buffers()
+        self._buffers = _Buffers(self.n_features, self.n_outputs)
 
     @classmethod
     def load(cls, bundle_dir: str | Path, verify: bool = True) -> NativeModel:
@@ -94,8 +95,6 @@ class NativeModel:
         raw_margin=True skips the link (sigmoid/softmax/exp) and returns the margin, e.g. decision_function.
         """
         buffers = self._buffers
-        if buffers.entries is None:
-            self._allocate(buffers)
         self._fill(buffers, values)
         result = buffers.result
         # The generated predict() ADDS each tree's leaf into result: it must start at zero on every call.
@@ -107,31 +106,27 @@ class NativeModel:
         """predict_row over many rows, reusing this thread's buffers."""
         return [self.predict_row(row, raw_margin=raw_margin) for row in rows]
 
-    def _allocate(self, buffers: _Buffers) -> None:
-        buffers.entries = (ctypes.c_double * self.n_features)()
-        buffers.flags = (ctypes.c_int * (self.n_features * _FLAG_STRIDE)).from_buffer(buffers.entries)
-        buffers.result = (ctypes.c_double * self.n_outputs)()
-
     def _fill(self, buffers: _Buffers, values: Sequence[float | None]) -> None:
         if len(values) != self.n_features:
             raise ValueError(f"expected {self.n_features} feature values, got {len(values)}")
-        row = [math.nan if v is None else float(v) for v in values]
-        if self._float32:
-            row = array("f", row).tolist()  # sklearn.tree casts X to float32 before comparing with thresholds
+        if self._float32:  # sklearn.tree casts X to float32 before comparing with its float64 thresholds
+            values = array("f", [math.nan if v is None else v for v in values]).tolist()
+        row: list[Any] = [_MISSING if v is None or v != v else float(v) for v in values]
         for i, known in self._categories:
             if row[i] not in known:
-                row[i] = math.nan  # sklearn maps unseen (or non-integer, negative) categories to missing
-        if not self._accepts_missing and any(x != x for x in row):
+                row[i] = _MISSING  # sklearn maps unseen (or negative, fractional) categories to missing
+        n_missing = row.count(_MISSING)  # by identity: every missing entry is that one object
+        if n_missing and not self._accepts_missing:
             raise ValueError("this model does not accept missing values (as its scikit-learn estimator)")
         entries = buffers.entries
-        assert entries is not None
-        entries[:] = [x if x == x else _MISSING for x in row]
+        entries[:] = row
         flags = buffers.flags[::_FLAG_STRIDE]
-        if -1 in flags:
-            # A finite double whose low 32 bits are all ones reads as missing to the generated code:
-            # move it one ulp toward zero (a split can only flip if a threshold sits exactly on that ulp).
+        if flags.count(-1) != n_missing:
+            # A present double whose low 32 bits are all ones (e.g. the one just below 1.5) reads as missing
+            # to the generated code: move it one ulp toward zero, which flips a split only if a threshold
+            # sits exactly on that ulp.
             for i, flag in enumerate(flags):
-                if flag == -1 and row[i] == row[i]:
+                if flag == -1 and row[i] is not _MISSING:
                     entries[i] = math.nextafter(row[i], 0.0)
 
 
