@@ -125,7 +125,10 @@ def _parse_table(text: pd.DataFrame, table: Table, errors: _Findings) -> pd.Data
 
 
 def _parse_column(text: pd.Series, column: Column, table: str, errors: _Findings) -> pd.Series:
-    cells = text.astype(str).str.strip()
+    # Values are taken exactly as written (" foam" is not an enum value); only keys forgive surrounding spaces.
+    cells = text.astype(str)
+    if column.kind == "key":
+        cells = cells.str.strip()
     present = cells != ""
     if column.required:
         errors.add(table, cells.index[~present], "missing_required", column.name, f"{column.name} is required")
@@ -457,24 +460,21 @@ def _quarantine_rows(raw: RawTable, typed: pd.DataFrame, hits: pd.DataFrame, bad
     columns = ["table", "row_number", "key", "rule", "field", "message", "reasons", "raw"]
     if not len(bad_rows):
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
-    key = TABLES[raw.name].key
-    reasons = (
-        hits.sort_values("row", kind="stable")
-        .groupby("row")[["rule", "field", "message"]]
-        .apply(lambda g: g.to_dict("records"))
-        .reindex(bad_rows)
-    )
-    original = raw.frame.loc[bad_rows]
+    hits = hits.sort_values("row", kind="stable")
+    rows = hits["row"].to_numpy(dtype=np.int64)
+    records = hits[["rule", "field", "message"]].to_dict("records")
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])  # rows[starts] == bad_rows (sorted, unique)
+    reasons = [records[a:b] for a, b in zip(starts, [*starts[1:], len(rows)], strict=True)]
     return pd.DataFrame(
         {
             "table": raw.name,
             "row_number": bad_rows + 1,  # 1-based data row, header excluded
-            "key": typed.loc[bad_rows, key].to_numpy(),
+            "key": typed[TABLES[raw.name].key].to_numpy()[bad_rows],
             "rule": [r[0]["rule"] for r in reasons],
             "field": [r[0]["field"] for r in reasons],
             "message": [r[0]["message"] for r in reasons],
-            "reasons": reasons.to_numpy(),
-            "raw": original.to_dict("records"),
+            "reasons": reasons,
+            "raw": raw.frame.iloc[bad_rows].to_dict("records"),
         }
     )
 
