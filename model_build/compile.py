@@ -40,49 +40,45 @@ def compile_model(
     *,
     parity_rows: np.ndarray | None = None,
 ) -> Path:
-    """Compile a fitted tree ensemble into a bundle dir (model.so + bundle.json); gate on parity if rows given."""
+    """Compile a fitted tree ensemble into a new bundle dir (model.so + bundle.json); gate on parity if rows given.
+
+    The bundle is built beside out_dir and moved into place whole: a failed build leaves nothing there.
+    """
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise CompileError(f"bundle directory is not empty: {out}")
     names = list(feature_names)
     _check_features(estimator, names)
     tl_model = _import(estimator)
-    cores = os.cpu_count() or 1
-    sizes = _tree_sizes(estimator)
-    # gcc -O3 slows super-linearly on big functions (one per unit): ~500 nodes a unit cut a 300-tree build's
-    # CPU time from 17 s (2 units) to 8 s (32 units) on 2 cores.
-    n_units = min(len(sizes), max(cores, math.ceil(sum(sizes) / NODES_PER_UNIT)))
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="tl2cgen-") as src:
-        tl2cgen.generate_c_code(tl_model, src, params={"parallel_comp": n_units})
-        built = tl2cgen.create_shared(TOOLCHAIN, src, nthread=cores, options=[])
-        os.replace(built, out / LIBRARY)
-    spec = {
-        "format": BUNDLE_FORMAT,
-        "estimator": type(estimator).__name__,
-        "feature_names": names,
-        "n_features": len(names),
-        "threshold_type": tl_model.input_type,
-        "outputs": _output_spec(estimator, tl_model),
-        "input": _input_spec(estimator, names),
-        "build": {
-            "treelite": treelite.__version__,
-            "tl2cgen": tl2cgen.__version__,
-            "compiler": _compiler_version(),
-            "flags": list(BUILD_FLAGS),
-            "parallel_comp": n_units,
-            "machine": platform.machine(),
-        },
-        "metadata": metadata,
-        "sha256": {LIBRARY: _sha256(out / LIBRARY)},
-    }
-    _write_spec(out, spec)
-    if parity_rows is not None:
-        error = max(max_parity_error(estimator, out, parity_rows, raw_margin=raw) for raw in (False, True))
-        if not error <= PARITY_TOLERANCE:
-            raise CompileError(f"compiled model differs from scikit-learn by {error:.3g} (> {PARITY_TOLERANCE})")
-        spec["parity"] = {"rows": len(parity_rows), "max_abs_error": error, "tolerance": PARITY_TOLERANCE}
-        _write_spec(out, spec)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}-", dir=out.parent) as work:
+        staged = Path(work) / "bundle"
+        staged.mkdir()
+        n_units = _build_library(tl_model, _tree_sizes(estimator), Path(work) / "src", staged / LIBRARY)
+        spec = {
+            "format": BUNDLE_FORMAT,
+            "estimator": type(estimator).__name__,
+            "feature_names": names,
+            "n_features": len(names),
+            "threshold_type": tl_model.input_type,
+            "outputs": _output_spec(estimator, tl_model),
+            "input": _input_spec(estimator, names),
+            "build": {
+                "treelite": treelite.__version__,
+                "tl2cgen": tl2cgen.__version__,
+                "compiler": _compiler_version(),
+                "flags": list(BUILD_FLAGS),
+                "parallel_comp": n_units,
+                "machine": platform.machine(),
+            },
+            "metadata": metadata,
+            "sha256": {LIBRARY: _sha256(staged / LIBRARY)},
+        }
+        _write_spec(staged, spec)
+        if parity_rows is not None:
+            spec["parity"] = _parity(estimator, staged, parity_rows)
+            _write_spec(staged, spec)
+        staged.replace(out)
     return out
 
 
@@ -111,11 +107,34 @@ def max_parity_error(estimator: Any, bundle_dir: str | Path, X: np.ndarray, *, r
 
 
 def _import(estimator: Any) -> treelite.Model:
-    tl_model = treelite.sklearn.import_model(estimator)
+    try:
+        tl_model = treelite.sklearn.import_model(estimator)
+    except (treelite.TreeliteError, NotImplementedError) as exc:
+        raise CompileError(f"Treelite cannot import {type(estimator).__name__}: {exc}") from exc
     if isinstance(estimator, GradientBoostingClassifier) and estimator.loss == "exponential":
         # sklearn's exponential loss reads P(classes_[1]) = expit(2·margin); Treelite's importer assumes expit(margin).
         tl_model.get_header_accessor().set_field("sigmoid_alpha", np.array([2.0], dtype=np.float32))
     return tl_model
+
+
+def _build_library(tl_model: treelite.Model, tree_sizes: list[int], src: Path, library: Path) -> int:
+    """TL2cgen C code in translation units, compiled in parallel into `library`; returns the number of units."""
+    cores = os.cpu_count() or 1
+    # gcc -O3 slows super-linearly on big functions (one per unit): ~500 nodes a unit cut a 300-tree build's
+    # CPU time from 17 s (2 units) to 8 s (32 units) on 2 cores.
+    n_units = min(len(tree_sizes), max(cores, math.ceil(sum(tree_sizes) / NODES_PER_UNIT)))
+    src.mkdir()
+    tl2cgen.generate_c_code(tl_model, src, params={"parallel_comp": n_units})
+    os.replace(tl2cgen.create_shared(TOOLCHAIN, src, nthread=cores, options=[]), library)
+    return n_units
+
+
+def _parity(estimator: Any, bundle: Path, rows: np.ndarray) -> dict[str, Any]:
+    """Both outputs (linked and raw margin) must match scikit-learn on the rows, or the build fails."""
+    error = max(max_parity_error(estimator, bundle, rows, raw_margin=raw) for raw in (False, True))
+    if not error <= PARITY_TOLERANCE:
+        raise CompileError(f"compiled model differs from scikit-learn by {error:.3g} (> {PARITY_TOLERANCE})")
+    return {"rows": len(rows), "max_abs_error": error, "tolerance": PARITY_TOLERANCE}
 
 
 def _check_features(estimator: Any, names: list[str]) -> None:

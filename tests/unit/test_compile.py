@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from sklearn import ensemble
 from sklearn.base import clone
+from sklearn.linear_model import LinearRegression
 from threadpoolctl import threadpool_limits
 from woundcare_scoring.native import BUNDLE_JSON, LIBRARY, BundleError, NativeModel
 
@@ -288,6 +289,18 @@ def test_row_of_the_wrong_length_is_refused(hgb_regressor):
         NativeModel.load(bundle).predict_row([0.0, 0.0, 0.0, 0.0])
 
 
+@pytest.mark.parametrize("case", ["hgb_regressor", "gb_regressor"], ids=["float64_input", "float32_input"])
+def test_non_numeric_value_is_refused_without_echoing_it(build, case):
+    # Given a row carrying text where a number belongs
+    _, bundle, _, _ = build(case)
+    row = ["J. Smith", 0.0, 0.0, 0.0, 1.0]
+    # When it is scored, Then it is refused and the message does not repeat the value
+    with pytest.raises(ValueError, match="numbers or None") as refused:
+        NativeModel.load(bundle).predict_row(row)
+    assert "Smith" not in str(refused.value)
+    assert refused.value.__suppress_context__  # the traceback hides float()'s message, which quotes the value
+
+
 def test_tampered_library_is_refused_at_load(hgb_regressor, tmp_path):
     # Given a copy of a bundle whose library changed by one byte after the build
     bundle = shutil.copytree(hgb_regressor[1], tmp_path / "bundle")
@@ -345,9 +358,10 @@ def test_build_fails_when_the_compiled_model_disagrees_with_sklearn(hgb_regresso
     exact = compile_module.reference_outputs
     monkeypatch.setattr(compile_module, "reference_outputs", lambda est, X, **kw: exact(est, X, **kw) + 1e-6)
     X = _features(np.random.default_rng(11), 50, missing=True, unseen_categories=False)
-    # When it is compiled with a parity check, Then the build fails
+    # When it is compiled with a parity check, Then the build fails and leaves no bundle behind
     with pytest.raises(CompileError, match="differs from scikit-learn"):
         compile_model(estimator, tmp_path / "bundle", NAMES, {}, parity_rows=X)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_feature_names_must_match_the_model(hgb_regressor, tmp_path):
@@ -358,6 +372,12 @@ def test_feature_names_must_match_the_model(hgb_regressor, tmp_path):
     fitted = ensemble.RandomForestRegressor(n_estimators=2).fit(frame, np.arange(20.0))
     with pytest.raises(CompileError, match="differ from the names the estimator was fitted with"):
         compile_model(fitted, tmp_path / "b", ["depth", "area"], {})
+
+
+def test_estimator_treelite_cannot_import_is_refused(tmp_path):
+    fitted = LinearRegression().fit(np.eye(3), np.arange(3.0))
+    with pytest.raises(CompileError, match="Treelite cannot import LinearRegression"):
+        compile_model(fitted, tmp_path / "bundle", ["a", "b", "c"], {})
 
 
 def test_existing_bundle_is_not_overwritten(hgb_regressor):

@@ -51,7 +51,7 @@ class _Buffers(threading.local):
 
 
 class NativeModel:
-    """A TL2cgen-compiled tree ensemble with its feature and output spec; safe to share across threads."""
+    """A TL2cgen-compiled tree ensemble and its bundle spec; one instance can serve many threads at once."""
 
     def __init__(self, lib: ctypes.CDLL, spec: dict[str, Any]) -> None:
         self.spec = spec
@@ -72,7 +72,11 @@ class NativeModel:
 
     @classmethod
     def load(cls, bundle_dir: str | Path, verify: bool = True) -> NativeModel:
-        """Open a bundle; with verify, refuse a library whose sha256 differs from the one recorded at build."""
+        """Open a bundle; with verify, refuse a library whose sha256 differs from the one recorded at build.
+
+        dlopen keeps one library per path for the process: a rebuilt library at an already-loaded path is
+        not reloaded, so give every build its own directory.
+        """
         root = Path(bundle_dir)
         try:
             spec = json.loads((root / BUNDLE_JSON).read_text(encoding="utf-8"))
@@ -109,9 +113,12 @@ class NativeModel:
     def _fill(self, buffers: _Buffers, values: Sequence[float | None]) -> None:
         if len(values) != self.n_features:
             raise ValueError(f"expected {self.n_features} feature values, got {len(values)}")
-        if self._float32:  # sklearn.tree casts X to float32 before comparing with its float64 thresholds
-            values = array("f", [math.nan if v is None else v for v in values]).tolist()
-        row: list[Any] = [_MISSING if v is None or v != v else float(v) for v in values]
+        try:
+            if self._float32:  # sklearn.tree casts X to float32 before comparing with its float64 thresholds
+                values = array("f", [math.nan if v is None else v for v in values]).tolist()
+            row: list[Any] = [_MISSING if v is None or v != v else float(v) for v in values]
+        except (TypeError, ValueError):
+            raise ValueError("feature values must be numbers or None") from None  # never echo a row value
         for i, known in self._categories:
             if row[i] not in known:
                 row[i] = _MISSING  # sklearn maps unseen (or negative, fractional) categories to missing
