@@ -1,0 +1,67 @@
+"""Interval hazard margins of the compiled healing model for feature rows (dicts): the serving twin of
+`model_build.healing.HealingModel.margins`, on the stdlib only.
+
+A row's categorical values are coded as the learner coded them in training (position of the level; a missing or
+unseen value takes the learned missing level if there is one, else counts as missing), then the row is scored once
+per interval with that interval's start appended, as the learner's design matrix has it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from woundcare_scoring.native import NativeModel
+
+MISSING_CATEGORY = "__missing__"  # as model_build.survival.MISSING_CATEGORY
+
+
+class CompiledHealingModel:
+    """A compiled healing-model bundle with the serving metadata recorded at registration."""
+
+    def __init__(self, native: NativeModel) -> None:
+        meta = native.metadata
+        self.native = native
+        self.meta = meta
+        self.feature_names: list[str] = list(meta["feature_names"])
+        self.edges: list[float] = list(meta["interval_edges_days"])
+        self._starts = self.edges[:-1]
+        self._codes = {
+            name: ({level: float(i) for i, level in enumerate(levels)}, _fallback(levels))
+            for name, levels in meta["categories"].items()
+        }
+
+    @classmethod
+    def load(cls, bundle_dir: str | Path, verify: bool = True) -> CompiledHealingModel:
+        return cls(NativeModel.load(bundle_dir, verify=verify))
+
+    def encode(self, row: Mapping[str, Any]) -> list[float | None]:
+        """One feature row (model values: floats/None, category strings/None) as the learner's numbers."""
+        out: list[float | None] = []
+        for name in self.feature_names:
+            value = row.get(name)
+            coding = self._codes.get(name)
+            if coding is None:
+                out.append(None if value is None else float(value))
+            else:
+                levels, fallback = coding
+                out.append(levels.get(value, fallback) if value is not None else fallback)
+        return out
+
+    def margins(self, rows: Sequence[Mapping[str, Any]]) -> list[list[float]]:
+        """Logit of each interval's hazard for each row: shape [len(rows)][n_intervals]."""
+        out = []
+        predict = self.native.predict_row
+        for row in rows:
+            design = [*self.encode(row), 0.0]
+            margins = []
+            for start in self._starts:
+                design[-1] = start
+                margins.append(predict(design, raw_margin=True)[0])
+            out.append(margins)
+        return out
+
+
+def _fallback(levels: Sequence[str]) -> float | None:
+    return float(levels.index(MISSING_CATEGORY)) if MISSING_CATEGORY in levels else None
