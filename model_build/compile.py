@@ -125,7 +125,8 @@ def _build_library(tl_model: treelite.Model, tree_sizes: list[int], src: Path, l
     n_units = min(len(tree_sizes), max(cores, math.ceil(sum(tree_sizes) / NODES_PER_UNIT)))
     src.mkdir()
     tl2cgen.generate_c_code(tl_model, src, params={"parallel_comp": n_units})
-    os.replace(tl2cgen.create_shared(TOOLCHAIN, src, nthread=cores, options=[]), library)
+    built = tl2cgen.create_shared(TOOLCHAIN, src, nthread=cores, options=[], long_build_time_warning=False)
+    os.replace(built, library)
     return n_units
 
 
