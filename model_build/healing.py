@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from model_build.features import CATEGORICAL_FEATURES, FEATURE_NAMES
+from model_build.features import CATEGORICAL_FEATURES, FEATURE_NAMES, TREATMENT_FEATURE_NAMES
 from model_build.features_table import Landmarks
 from model_build.progress import PROGRESS_VARIABLES, ProgressWeights
+from model_build.recommend import support_table
 from model_build.survival import DiscreteTimeSurvival
 
 WEEKLY_EDGES_DAYS = tuple(7.0 * week for week in range(1, 53))  # one interval per week, 52-week horizon
@@ -44,6 +45,7 @@ class HealingModel:
     survival: DiscreteTimeSurvival
     progress: ProgressWeights
     area_shape: float
+    support: dict[str, Any]
     params: HealingParams
 
     def serving_meta(self) -> dict[str, Any]:
@@ -55,6 +57,7 @@ class HealingModel:
             "interval_edges_days": [float(e) for e in s.interval_edges_],
             "progress": self.progress.as_dict(),
             "area_shape": self.area_shape,
+            "support": self.support,
         }
 
     def margins(self, rows: Sequence[Mapping[str, Any]]) -> list[list[float]]:
@@ -87,7 +90,14 @@ def fit_healing_model(train: Landmarks, params: HealingParams | None = None) -> 
         max_person_periods=params.max_person_periods,
         random_state=params.random_state,
     ).fit(as_model_frame(train.X), train.time_days, train.event)
-    return HealingModel(survival, fit_progress_weights(train), fit_area_shape(train), params)
+    return HealingModel(survival, fit_progress_weights(train), fit_area_shape(train), plan_support(train), params)
+
+
+def plan_support(train: Landmarks) -> dict[str, Any]:
+    """How many training wounds of each comparable group received each plan (for the options' support flag)."""
+    columns = ["wound_type", "pi_stage", *TREATMENT_FEATURE_NAMES]
+    exposures = train.X[columns].assign(wound_key=train.ids["wound_key"].to_numpy()).drop_duplicates()
+    return support_table(exposures.astype(object).where(exposures.notna(), None).to_dict("records"))
 
 
 def progress_changes(landmarks: Landmarks) -> pd.DataFrame:

@@ -67,6 +67,41 @@ def write_rows(folder: Path, tables: dict[str, list[dict[str, str]]]) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def small_cohort(tmp_path_factory):
+    """A 500-patient synthetic extract, validated: (folder, clean tables, landmarks)."""
+    from model_build.features_table import landmarks
+    from model_build.synth import SynthConfig, generate_cohort, write_cohort
+    from model_build.validate import validate_extract
+
+    folder = tmp_path_factory.mktemp("small_cohort")
+    config = SynthConfig(n_patients=500, seed=21)
+    write_cohort(generate_cohort(config), folder)
+    clean = validate_extract(folder, extract_date=config.extract_date).clean
+    return folder, clean, landmarks(clean["patients"], clean["wounds"], clean["assessments"])
+
+
+@pytest.fixture(scope="session")
+def small_model(small_cohort):
+    """A quickly trained healing model on the small cohort (scikit-learn)."""
+    from model_build.healing import HealingParams, fit_healing_model
+
+    return fit_healing_model(small_cohort[2], HealingParams(max_iter=30, min_samples_leaf=20))
+
+
+@pytest.fixture(scope="session")
+def small_bundle(small_model, tmp_path_factory):
+    """The small model compiled to a native bundle directory."""
+    from model_build.compile import compile_model
+
+    return compile_model(
+        small_model.survival.estimator_,
+        tmp_path_factory.mktemp("bundle") / "model",
+        small_model.survival.design_columns_,
+        small_model.serving_meta(),
+    )
+
+
 @pytest.fixture
 def tiny_rows() -> dict[str, list[dict[str, str]]]:
     return tiny_extract_rows()

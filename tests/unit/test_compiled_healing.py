@@ -2,38 +2,18 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-
 import numpy as np
 import pytest
 from conftest import wound_history
 
-from model_build.compile import compile_model
 from model_build.features import history_features
-from model_build.features_table import landmarks
-from model_build.healing import HealingParams, fit_healing_model
-from model_build.synth import SynthConfig, generate_cohort, write_cohort
-from model_build.validate import validate_extract
 from woundcare_scoring.healing import CompiledHealingModel
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("synth")
-    cohort = generate_cohort(SynthConfig(n_patients=500, seed=21))
-    write_cohort(cohort, folder)
-    extract_date = dt.date.fromisoformat(json.loads((folder / "synth.json").read_text())["extract_date"])
-    clean = validate_extract(folder, extract_date=extract_date).clean
-    rows = landmarks(clean["patients"], clean["wounds"], clean["assessments"])
-    model = fit_healing_model(rows, HealingParams(max_iter=30, min_samples_leaf=20))
-    bundle = compile_model(
-        model.survival.estimator_,
-        tmp_path_factory.mktemp("bundle") / "model",
-        model.survival.design_columns_,
-        model.serving_meta(),
-    )
-    return clean, rows, model, CompiledHealingModel.load(bundle)
+def trained(small_cohort, small_model, small_bundle):
+    _, clean, rows = small_cohort
+    return clean, rows, small_model, CompiledHealingModel.load(small_bundle)
 
 
 def test_compiled_margins_equal_sklearn_margins_on_every_visit_including_missing_values(trained):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 import numpy as np
@@ -10,22 +9,13 @@ import pytest
 from conftest import wound_history
 
 from model_build.features import FEATURE_NAMES, history_features
-from model_build.features_table import landmarks
-from model_build.healing import HealingParams, as_model_frame, fit_healing_model
-from model_build.synth import SynthConfig, generate_cohort, write_cohort
-from model_build.validate import validate_extract
+from model_build.healing import as_model_frame
 
 
 @pytest.fixture(scope="module")
-def cohort_and_model(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("synth")
-    cohort = generate_cohort(SynthConfig(n_patients=600, seed=11))
-    write_cohort(cohort, folder)
-    extract_date = dt.date.fromisoformat(json.loads((folder / "synth.json").read_text())["extract_date"])
-    clean = validate_extract(folder, extract_date=extract_date).clean
-    rows = landmarks(clean["patients"], clean["wounds"], clean["assessments"])
-    model = fit_healing_model(rows, HealingParams(max_iter=40, min_samples_leaf=20))
-    return clean, rows, model
+def cohort_and_model(small_cohort, small_model):
+    _, clean, rows = small_cohort
+    return clean, rows, small_model
 
 
 def test_margins_from_dict_rows_equal_the_learners_margins(cohort_and_model):

@@ -1,0 +1,62 @@
+"""The API's answer for one wound: trajectory, progress and ranked options, identical on both scorers."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import wound_history
+
+from model_build.costs import load_catalog
+from model_build.predict import OptionsRequest, Scorer, predict_history
+from model_build.recommend import load_rules
+from woundcare_scoring.healing import CompiledHealingModel
+
+
+@pytest.fixture(scope="module")
+def scorers(small_model, small_bundle):
+    compiled = CompiledHealingModel.load(small_bundle)
+    return (
+        Scorer("sklearn", small_model.margins, small_model.serving_meta()),
+        Scorer("compiled", compiled.margins, compiled.meta),
+    )
+
+
+def _open_wound(small_cohort):
+    _, clean, rows = small_cohort
+    return wound_history(clean, rows.ids["wound_key"].iloc[0])
+
+
+def test_prediction_for_an_open_wound_has_trajectory_progress_and_options(small_cohort, scorers):
+    patient, wound, visits = _open_wound(small_cohort)
+    answer = predict_history(patient, wound, visits[:2], scorers[0], load_catalog(), load_rules(), OptionsRequest())
+    assert answer["status"] == "open"
+    prediction = answer["prediction"]
+    assert len(prediction["points"]) == 53 and set(prediction["p_healed_by_week"]) == {"4", "8", "12", "24"}
+    assert answer["progress"]["push_total"] is not None and len(answer["progress"]["visits"]) == 2
+    options = answer["options"]
+    assert options["recommended"] == options["options"][0]["plan_id"]
+    assert [o["rank"] for o in options["options"]] == list(range(1, len(options["options"]) + 1))
+
+
+def test_a_new_visit_changes_the_trajectory(small_cohort, scorers):
+    patient, wound, visits = _open_wound(small_cohort)
+    ask, catalog, rules = OptionsRequest(), load_catalog(), load_rules()
+    before = predict_history(patient, wound, visits[:1], scorers[0], catalog, rules, ask)["prediction"]
+    after = predict_history(patient, wound, visits[:2], scorers[0], catalog, rules, ask)["prediction"]
+    assert before["points"] != after["points"]
+
+
+def test_compiled_and_sklearn_scorers_give_the_same_answer(small_cohort, scorers):
+    patient, wound, visits = _open_wound(small_cohort)
+    ask, catalog, rules = OptionsRequest(objective="cheapest"), load_catalog(), load_rules()
+    reference, compiled = (predict_history(patient, wound, visits[:2], s, catalog, rules, ask) for s in scorers)
+    assert reference["prediction"]["median_weeks"] == pytest.approx(compiled["prediction"]["median_weeks"], abs=1e-9)
+    ranked = [[o["plan_id"] for o in answer["options"]["options"]] for answer in (reference, compiled)]
+    assert ranked[0] == ranked[1]
+
+
+def test_a_closed_latest_visit_means_healed_and_no_prediction(small_cohort, scorers):
+    patient, wound, visits = _open_wound(small_cohort)
+    closed = dict(visits[-1], length_cm=0.0, width_cm=0.0, area_cm2=None, depth_cm=0.0)
+    answer = predict_history(patient, wound, [*visits[:-1], closed], scorers[0], load_catalog(), load_rules(),
+                             OptionsRequest())  # fmt: skip
+    assert answer["status"] == "healed" and "prediction" not in answer and "options" not in answer
