@@ -12,6 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 from moto.dynamodb.models import DynamoDBBackend
+
 from woundcare_shared.audit import AuditLog, DynamoAuditLog, get_audit_log, open_audit_log
 from woundcare_shared.registry import DynamoRegistry, Registry, get_registry, open_registry
 from woundcare_shared.runs import DynamoRunTracker, RunTracker, get_run_tracker, open_run_tracker

@@ -8,6 +8,7 @@ import sqlite3
 from dataclasses import asdict
 
 import pytest
+
 from woundcare_shared.audit import GENESIS_HASH, AuditLog, AuditRecord, SqliteAuditLog, verify_audit_log
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from woundcare_shared.storage import (
     FileStore,
     InvalidKeyError,

@@ -19,10 +19,10 @@ from sklearn import ensemble
 from sklearn.base import clone
 from sklearn.linear_model import LinearRegression
 from threadpoolctl import threadpool_limits
-from woundcare_scoring.native import BUNDLE_JSON, LIBRARY, BundleError, NativeModel
 
 from model_build import compile as compile_module
 from model_build.compile import PARITY_TOLERANCE, CompileError, compile_model, max_parity_error, reference_outputs
+from woundcare_scoring.native import BUNDLE_JSON, LIBRARY, BundleError, NativeModel
 
 N_TRAIN = 2000
 N_RANDOM = 2000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import wound_history
+from woundcare_testing import wound_history
 
 from model_build.features import history_features
 from woundcare_scoring.healing import CompiledHealingModel

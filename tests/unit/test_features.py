@@ -7,7 +7,7 @@ import math
 
 import pandas as pd
 import pytest
-from conftest import wound_history
+from woundcare_testing import wound_history
 
 from model_build.features import CATEGORICAL_FEATURES, FEATURE_NAMES, FEATURES, history_features
 from model_build.features_table import feature_frame, landmarks

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import wound_history
+from woundcare_testing import wound_history
 
 from model_build.features import FEATURE_NAMES, history_features
 from model_build.healing import as_model_frame

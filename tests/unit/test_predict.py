@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import wound_history
+from woundcare_testing import wound_history
 
 from model_build.costs import load_catalog
 from model_build.predict import OptionsRequest, Scorer, predict_history

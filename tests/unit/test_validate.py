@@ -7,7 +7,7 @@ import json
 
 import pandas as pd
 import pytest
-from conftest import write_rows
+from woundcare_testing import write_rows
 
 from model_build.extract import ExtractError, read_extract, write_extract
 from model_build.validate import SafetyThresholds, validate_extract

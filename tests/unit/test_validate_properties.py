@@ -6,9 +6,9 @@ import datetime as dt
 import tempfile
 from pathlib import Path
 
-from conftest import tiny_extract_rows, write_rows
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from woundcare_testing import tiny_extract_rows, write_rows
 
 from model_build.schema import TABLE_ORDER, TABLES
 from model_build.validate import validate_extract
