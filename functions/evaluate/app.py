@@ -1,0 +1,15 @@
+"""Evaluate stage: held-out metrics, baselines and the champion on the same test set; the gates."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from woundcare_shared.observability import logger, metrics, tracer
+from woundcare_shared.pipeline import EvaluateInput, evaluate
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return evaluate(EvaluateInput.model_validate(event)).model_dump(mode="json")
