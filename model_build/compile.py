@@ -10,6 +10,7 @@ import platform
 import subprocess
 import tempfile
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import tl2cgen
 import treelite
 import treelite.sklearn
 from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
 from woundcare_scoring.native import BUNDLE_FORMAT, BUNDLE_JSON, LIBRARY, NativeModel
 
 PARITY_TOLERANCE = 1e-9
@@ -26,6 +28,7 @@ NODES_PER_UNIT = 500
 LOG_LINK_LOSSES = frozenset({"poisson", "gamma"})  # HistGradientBoostingRegressor: predict = exp(margin)
 # What tl2cgen's gcc recipe runs (tl2cgen/contrib/gcc.py); recorded, not chosen: -O3 is its default.
 BUILD_FLAGS = ("-O3", "-fPIC", "-std=c99", "-lm")
+BATCH_SOURCE = "native_batch.c"  # woundcare_predict_batch, compiled into the library beside the generated code
 
 
 class CompileError(Exception):
@@ -125,9 +128,20 @@ def _build_library(tl_model: treelite.Model, tree_sizes: list[int], src: Path, l
     n_units = min(len(tree_sizes), max(cores, math.ceil(sum(tree_sizes) / NODES_PER_UNIT)))
     src.mkdir()
     tl2cgen.generate_c_code(tl_model, src, params={"parallel_comp": n_units})
+    _add_batch_source(src)
     built = tl2cgen.create_shared(TOOLCHAIN, src, nthread=cores, options=[], long_build_time_warning=False)
     os.replace(built, library)
     return n_units
+
+
+def _add_batch_source(src: Path) -> None:
+    """Put native_batch.c beside the generated sources (it includes their header.h) and in the build recipe."""
+    code = (resources.files("model_build") / BATCH_SOURCE).read_text(encoding="utf-8")
+    (src / BATCH_SOURCE).write_text(code, encoding="utf-8")
+    recipe_path = src / "recipe.json"
+    recipe = json.loads(recipe_path.read_text(encoding="utf-8"))
+    recipe["sources"].append({"name": Path(BATCH_SOURCE).stem, "length": code.count("\n")})
+    recipe_path.write_text(json.dumps(recipe), encoding="utf-8")
 
 
 def _parity(estimator: Any, bundle: Path, rows: np.ndarray) -> dict[str, Any]:

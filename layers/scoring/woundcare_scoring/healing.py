@@ -8,6 +8,8 @@ per interval with that interval's start appended, as the learner's design matrix
 
 from __future__ import annotations
 
+import math
+from array import array
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,17 +52,16 @@ class CompiledHealingModel:
         return out
 
     def margins(self, rows: Sequence[Mapping[str, Any]]) -> list[list[float]]:
-        """Logit of each interval's hazard for each row: shape [len(rows)][n_intervals]."""
-        out = []
-        predict = self.native.predict_row
+        """Logit of each interval's hazard for each row: shape [len(rows)][n_intervals], in one native call."""
+        n_intervals, width = len(self._starts), len(self.feature_names) + 1
+        starts = array("d", self._starts)
+        design = array("d")
         for row in rows:
-            design = [*self.encode(row), 0.0]
-            margins = []
-            for start in self._starts:
-                design[-1] = start
-                margins.append(predict(design, raw_margin=True)[0])
-            out.append(margins)
-        return out
+            block = array("d", [math.nan if v is None else v for v in self.encode(row)] + [0.0]) * n_intervals
+            block[width - 1 :: width] = starts  # the row once per interval, that interval's start last
+            design.extend(block)
+        flat = self.native.predict_batch(design, len(rows) * n_intervals, raw_margin=True)
+        return [flat[i : i + n_intervals] for i in range(0, len(flat), n_intervals)]
 
 
 def _fallback(levels: Sequence[str]) -> float | None:

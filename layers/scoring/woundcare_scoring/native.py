@@ -6,48 +6,30 @@ import ctypes
 import hashlib
 import json
 import math
-import threading
 from array import array
 from collections.abc import Iterable, Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2  # 2: the library carries woundcare_predict_batch (model_build/native_batch.c)
 BUNDLE_JSON = "bundle.json"
 LIBRARY = "model.so"
+BATCH_ENTRY = "woundcare_predict_batch"
+
+# woundcare_predict_batch's return codes (model_build/native_batch.c).
+_OK, _MISSING_REFUSED = 0, 1
+_DOUBLE_P = ctypes.POINTER(ctypes.c_double)
 
 
 class BundleError(Exception):
     """A model bundle is incomplete, altered since it was built, or inconsistent with its library."""
 
 
-class _Entry(ctypes.Union):
-    """TL2cgen's `union Entry`: the generated code reads a feature as missing when `missing == -1`."""
+class _Column(ctypes.Structure):
+    """native_batch.c's `struct woundcare_column`: known category values ascending, or n_known < 0 if numeric."""
 
-    _fields_ = (("missing", ctypes.c_int), ("fvalue", ctypes.c_double), ("qvalue", ctypes.c_int))
-
-
-def _missing_marker() -> float:
-    """A NaN whose `missing` bytes read -1: storing it as a plain double marks the entry missing, on any endianness."""
-    entry = _Entry()
-    entry.fvalue = math.nan
-    entry.missing = -1
-    return entry.fvalue
-
-
-_MISSING = _missing_marker()
-_DOUBLE_P = ctypes.POINTER(ctypes.c_double)
-# Union members share offset 0, so every (entry size / int size)-th int of the buffer is an entry's `missing`.
-_FLAG_STRIDE = ctypes.sizeof(_Entry) // ctypes.sizeof(ctypes.c_int)
-
-
-class _Buffers(threading.local):
-    """Per-thread input/output buffers (threading.local re-runs __init__ in each thread): the library is pure."""
-
-    def __init__(self, n_features: int, n_outputs: int) -> None:
-        self.entries = (ctypes.c_double * n_features)()
-        self.flags = (ctypes.c_int * (n_features * _FLAG_STRIDE)).from_buffer(self.entries)
-        self.result = (ctypes.c_double * n_outputs)()
+    _fields_ = (("n_known", ctypes.c_int32), ("known", _DOUBLE_P))
 
 
 class NativeModel:
@@ -60,15 +42,22 @@ class NativeModel:
         self.output_names: list[str] = list(spec["outputs"]["names"])
         self.n_outputs = len(self.output_names)
         self.metadata: dict[str, Any] = spec.get("metadata", {})
-        self._predict = lib.predict
-        self._predict.argtypes = (_DOUBLE_P, ctypes.c_int, _DOUBLE_P)
-        self._predict.restype = None
-        self._float32 = spec["input"]["dtype"] == "float32"
-        self._accepts_missing = bool(spec["input"]["accepts_missing"])
-        index = {name: i for i, name in enumerate(self.feature_names)}
+        self._batch = getattr(lib, BATCH_ENTRY)
+        self._batch.argtypes = (
+            _DOUBLE_P, ctypes.c_int64, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32,
+            ctypes.POINTER(_Column), _DOUBLE_P,
+        )  # fmt: skip
+        self._batch.restype = ctypes.c_int32
+        self._float32 = int(spec["input"]["dtype"] == "float32")
+        self._accepts_missing = int(bool(spec["input"]["accepts_missing"]))
         categories = spec["input"].get("categories", {})
-        self._categories = [(index[name], frozenset(float(c) for c in known)) for name, known in categories.items()]
-        self._buffers = _Buffers(self.n_features, self.n_outputs)
+        self._known = {name: (ctypes.c_double * len(v))(*sorted(map(float, v))) for name, v in categories.items()}
+        self._columns = (_Column * self.n_features)(
+            *(
+                _Column(len(self._known[n]), self._known[n]) if n in self._known else _Column(-1)
+                for n in self.feature_names
+            )
+        )
 
     @classmethod
     def load(cls, bundle_dir: str | Path, verify: bool = True) -> NativeModel:
@@ -98,43 +87,52 @@ class NativeModel:
 
         raw_margin=True skips the link (sigmoid/softmax/exp) and returns the margin, e.g. decision_function.
         """
-        buffers = self._buffers
-        self._fill(buffers, values)
-        result = buffers.result
-        # The generated predict() ADDS each tree's leaf into result: it must start at zero on every call.
-        ctypes.memset(result, 0, ctypes.sizeof(result))
-        self._predict(buffers.entries, 1 if raw_margin else 0, result)
-        return result[:]
-
-    def predict_rows(self, rows: Iterable[Sequence[float | None]], *, raw_margin: bool = False) -> list[list[float]]:
-        """predict_row over many rows, reusing this thread's buffers."""
-        return [self.predict_row(row, raw_margin=raw_margin) for row in rows]
-
-    def _fill(self, buffers: _Buffers, values: Sequence[float | None]) -> None:
         if len(values) != self.n_features:
             raise ValueError(f"expected {self.n_features} feature values, got {len(values)}")
-        try:
-            if self._float32:  # sklearn.tree casts X to float32 before comparing with its float64 thresholds
-                values = array("f", [math.nan if v is None else v for v in values]).tolist()
-            row: list[Any] = [_MISSING if v is None or v != v else float(v) for v in values]
-        except (TypeError, ValueError):
-            raise ValueError("feature values must be numbers or None") from None  # never echo a row value
-        for i, known in self._categories:
-            if row[i] not in known:
-                row[i] = _MISSING  # sklearn maps unseen (or negative, fractional) categories to missing
-        n_missing = row.count(_MISSING)  # by identity: every missing entry is that one object
-        if n_missing and not self._accepts_missing:
+        return self.predict_batch(values, 1, raw_margin=raw_margin)
+
+    def predict_rows(self, rows: Iterable[Sequence[float | None]], *, raw_margin: bool = False) -> list[list[float]]:
+        """Outputs for many rows, one list per row, scored in one native call."""
+        rows = list(rows)
+        if any(len(row) != self.n_features for row in rows):
+            raise ValueError(f"expected {self.n_features} feature values in every row")
+        flat = self.predict_batch(_doubles(chain.from_iterable(rows)), len(rows), raw_margin=raw_margin)
+        k = self.n_outputs
+        return [flat[i : i + k] for i in range(0, len(flat), k)]
+
+    def predict_batch(
+        self, values: array | Sequence[float | None], n_rows: int, *, raw_margin: bool = False
+    ) -> list[float]:
+        """Outputs of n_rows rows given as one flat row-major sequence (array('d') is used without copying).
+
+        Returns n_rows × n_outputs values, row-major, from ONE native call: per-row Python work is what makes
+        scoring slow, not the trees.
+        """
+        flat = values if isinstance(values, array) and values.typecode == "d" else _doubles(values)
+        if len(flat) != n_rows * self.n_features:
+            raise ValueError(f"expected {n_rows} rows of {self.n_features} feature values, got {len(flat)} values")
+        out = array("d", bytes(8 * n_rows * self.n_outputs))
+        self._score_into(flat, n_rows, out, raw_margin=raw_margin)
+        return out.tolist()
+
+    def _score_into(self, flat: array, n_rows: int, out: array, *, raw_margin: bool) -> None:
+        # from_buffer pins both arrays (no resize) while the call runs without the GIL.
+        status = self._batch(
+            (ctypes.c_double * len(flat)).from_buffer(flat), n_rows, self.n_features, int(raw_margin),
+            self._float32, self._accepts_missing, self._columns, (ctypes.c_double * len(out)).from_buffer(out),
+        )  # fmt: skip
+        if status == _MISSING_REFUSED:
             raise ValueError("this model does not accept missing values (as its scikit-learn estimator)")
-        entries = buffers.entries
-        entries[:] = row
-        flags = buffers.flags[::_FLAG_STRIDE]
-        if flags.count(-1) != n_missing:
-            # A present double whose low 32 bits are all ones (e.g. the one just below 1.5) reads as missing
-            # to the generated code: move it one ulp toward zero, which flips a split only if a threshold
-            # sits exactly on that ulp.
-            for i, flag in enumerate(flags):
-                if flag == -1 and row[i] is not _MISSING:
-                    entries[i] = math.nextafter(row[i], 0.0)
+        if status != _OK:
+            raise BundleError(f"{BATCH_ENTRY} failed with status {status}")
+
+
+def _doubles(values: Iterable[float | None]) -> array:
+    """Feature values as a C double array, None read as NaN (missing)."""
+    try:
+        return array("d", [math.nan if v is None else v for v in values])
+    except (TypeError, OverflowError):
+        raise ValueError("feature values must be numbers or None") from None  # never echo a row value
 
 
 def _verify_checksums(root: Path, recorded: dict[str, str]) -> None:
@@ -151,6 +149,8 @@ def _verify_checksums(root: Path, recorded: dict[str, str]) -> None:
 
 def _check_library(lib: ctypes.CDLL, spec: dict[str, Any]) -> None:
     """The library must agree with bundle.json, and use the double-precision layout this scorer writes."""
+    if not hasattr(lib, BATCH_ENTRY):
+        raise BundleError(f"library has no {BATCH_ENTRY}: rebuild the bundle")
     for name, restype in (
         ("get_num_feature", ctypes.c_int32),
         ("get_num_target", ctypes.c_int32),
