@@ -124,6 +124,19 @@ def test_a_measurement_no_longer_taken_is_flagged_by_its_missing_share(reference
     assert albumin.drifted
 
 
+def test_a_few_valued_feature_that_turns_continuous_is_compared_level_by_level_and_flagged(reference):
+    # Given dressing changes per week, a handful of whole numbers in the reference, now recorded with fractions
+    frame, profile = reference
+    noisy = frame["dressing_changes_per_week"] + np.random.default_rng(0).uniform(0.0, 3.0, len(frame))
+    # When the current data is compared with the reference
+    result = compare(profile, frame.assign(dressing_changes_per_week=noisy))
+    changes = {f.name: f for f in result.features}["dressing_changes_per_week"]
+    # Then it is still compared as levels (read off the current quantile sketch), and it drifted
+    assert profile["features"]["dressing_changes_per_week"]["kind"] == "discrete"
+    assert changes.method == "chi2+jensen_shannon"
+    assert changes.drifted and changes.effect > 0.9
+
+
 @pytest.mark.parametrize(("n_patients", "flagged"), [(40, False), (100, True)])
 def test_the_same_shift_is_flagged_only_once_enough_patients_show_it(reference, n_patients, flagged):
     # Given current data from a few patients of the reference whose wound areas are all doubled
