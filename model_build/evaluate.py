@@ -268,11 +268,11 @@ def group_metrics(
     out["harrell_c"] = harrell_c(time, event, r)
     out["uno_c"] = uno_c(time, event, r, tau, train_time, train_event)
     out["auc_12w"] = time_dependent_auc(time, event, r, TWELVE_WEEKS_DAYS, train_time, train_event)
-    if predictions.surv is not None:
-        window = predictions.times <= tau
-        s, grid = predictions.surv[:, window], predictions.times[window]
-        out["ibs"] = integrated_brier(time, event, s, grid, train_time, train_event)
-        out["mae_weeks"] = mae_weeks_on_closures(median_from_survival(predictions.surv, predictions.times), time, event)
+    surv, times = predictions.surv, predictions.times
+    if surv is not None and times is not None:
+        window = times <= tau
+        out["ibs"] = integrated_brier(time, event, surv[:, window], times[window], train_time, train_event)
+        out["mae_weeks"] = mae_weeks_on_closures(median_from_survival(surv, times), time, event)
     if predictions.p_event is not None and len(time) >= MIN_CALIBRATION_ROWS:
         table, error = calibration_by_decile(predictions.p_event, time, event, predictions.p_event_days)
         out["calibration_mace"] = error
