@@ -1,0 +1,408 @@
+"""Treatment options for one wound, ranked by predicted outcome and cost, with contraindications and support.
+
+Candidate plans (`model_build.plans`) are screened by a JSON rule table; the admissible plans and the current
+plan are scored by the healing model in ONE call, each row being the latest visit's features with the plan's
+treatment features substituted (g-computation; assumptions in docs/recommender.md); each plan is costed from
+the catalog over its predicted survival curve, and the options are ranked by the caller's objective.
+
+Pure Python: the inference Lambda imports it. The scorer is any `margins(rows) -> list[list[float]]`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from model_build.costs import CostCatalog, cost_per_healed, expected_cost, icer, weekly_cost
+from model_build.features import FEATURE_NAMES, TREATMENT_FEATURE_NAMES
+from model_build.plans import INTERVENTIONS, TREATMENT_COLUMNS, Plan, candidate_plans
+from model_build.schema import DEBRIDEMENTS, DRESSINGS
+from model_build.trajectory import DAYS_PER_WEEK, Curve, softplus
+
+DEFAULT_RULES = resources.files("model_build") / "data" / "contraindications.json"
+OBJECTIVES = ("fastest", "cheapest", "cost_per_healed")
+ACTIONS = ("exclude", "caveat")
+WEEKS_12_DAYS = 84.0
+DEFAULT_MIN_SUPPORT = 20
+METHOD = (
+    "Counterfactual prediction (g-computation): the healing model scores the latest visit with each plan's "
+    "treatment substituted. Valid if the model's features capture why wounds got their plans (no unmeasured "
+    "confounding), comparable wounds received the plan (support), and the plan is delivered as recorded."
+)
+COMPARABLE = "wound type; pressure injuries by stage"
+
+Margins = Callable[[list[dict[str, Any]]], list[list[float]]]
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "lt": lambda a, b: a < b,
+    "le": lambda a, b: a <= b,
+    "gt": lambda a, b: a > b,
+    "ge": lambda a, b: a >= b,
+    "eq": lambda a, b: a == b,
+    "ne": lambda a, b: a != b,
+    "in": lambda a, b: a in b,
+    "not_in": lambda a, b: a not in b,
+}
+_PRESENCE_OPS = ("missing", "present")
+_COMPONENTS = frozenset(
+    [*INTERVENTIONS, *(f"debridement:{d}" for d in DEBRIDEMENTS), *(f"dressing:{d}" for d in DRESSINGS)]
+)
+
+
+class RuleTableError(ValueError):
+    """The contraindication rule table is malformed (unknown field, op, action or component)."""
+
+
+# --- contraindication rules ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One test on a field of the wound's latest feature row; a missing field satisfies only `missing`."""
+
+    field: str
+    op: str
+    value: Any = None
+
+    def holds(self, row: Mapping[str, Any]) -> bool:
+        actual = row.get(self.field)
+        if self.op in _PRESENCE_OPS:
+            return (actual is None) == (self.op == "missing")
+        return actual is not None and _OPS[self.op](actual, self.value)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Excludes (or caveats) plans with `component` when all conditions hold; carries reason and source."""
+
+    id: str
+    component: str
+    action: str
+    when: tuple[Condition, ...]
+    reason: str
+    source: str
+
+    def fires(self, plan: Plan, row: Mapping[str, Any]) -> bool:
+        return _has_component(plan, self.component) and all(c.holds(row) for c in self.when)
+
+    def as_dict(self) -> dict[str, str]:
+        return {"id": self.id, "reason": self.reason, "source": self.source}
+
+
+@dataclass(frozen=True)
+class RuleTable:
+    """The parsed rule table; `version` is a content hash, so any edit of the file is a new version."""
+
+    rules: tuple[Rule, ...]
+    version: str
+
+    def screen(self, plan: Plan, row: Mapping[str, Any]) -> tuple[list[Rule], list[Rule]]:
+        """(exclusions, caveats) that fire for `plan` on this wound."""
+        fired = [rule for rule in self.rules if rule.fires(plan, row)]
+        return [r for r in fired if r.action == "exclude"], [r for r in fired if r.action == "caveat"]
+
+
+def parse_rules(text: str) -> RuleTable:
+    """Parse the JSON rule table, checking every field, op, action and component against the specs."""
+    try:
+        rules = tuple(_parse_rule(raw) for raw in json.loads(text)["rules"])
+    except (KeyError, TypeError, json.JSONDecodeError) as error:
+        raise RuleTableError(f"malformed rule table: {error!r}") from None
+    ids = [rule.id for rule in rules]
+    if len(set(ids)) != len(ids):
+        raise RuleTableError("rule ids must be unique")
+    return RuleTable(rules, hashlib.sha256(text.encode("utf-8")).hexdigest()[:12])
+
+
+def load_rules(path: str | Path | None = None) -> RuleTable:
+    """Read a rule table file; by default the one shipped in `model_build/data`."""
+    source = DEFAULT_RULES if path is None else Path(path)
+    return parse_rules(source.read_text(encoding="utf-8"))
+
+
+def _parse_rule(raw: Mapping[str, Any]) -> Rule:
+    rule_id = str(raw["id"])
+    if raw["component"] not in _COMPONENTS:
+        raise RuleTableError(f"rule {rule_id}: unknown component")
+    if raw["action"] not in ACTIONS:
+        raise RuleTableError(f"rule {rule_id}: action must be one of {ACTIONS}")
+    conditions = []
+    for cond in raw["when"]:
+        if cond["field"] not in FEATURE_NAMES:
+            raise RuleTableError(f"rule {rule_id}: field {cond['field']!r} is not a model feature")
+        if cond["op"] not in _OPS and cond["op"] not in _PRESENCE_OPS:
+            raise RuleTableError(f"rule {rule_id}: unknown op {cond['op']!r}")
+        if cond["op"] in _OPS and "value" not in cond:
+            raise RuleTableError(f"rule {rule_id}: op {cond['op']!r} needs a value")
+        value = cond.get("value")
+        value = tuple(value) if isinstance(value, list) else value
+        conditions.append(Condition(cond["field"], cond["op"], value))
+    if not conditions:
+        raise RuleTableError(f"rule {rule_id}: needs at least one condition")
+    return Rule(rule_id, raw["component"], raw["action"], tuple(conditions), raw["reason"], raw["source"])
+
+
+def _has_component(plan: Plan, component: str) -> bool:
+    kind, _, name = component.partition(":")
+    if kind == "debridement":
+        return plan.debridement == name
+    if kind == "dressing":
+        return plan.primary_dressing == name
+    return bool(getattr(plan, component))
+
+
+# --- plans as rows, support ---------------------------------------------------------------------------------
+
+
+def plan_from_fields(fields: Mapping[str, Any]) -> Plan | None:
+    """The plan recorded in an assessment or feature row; None when any treatment field is missing."""
+    values = {name: fields.get(name) for name in TREATMENT_COLUMNS}
+    if any(v is None or v != v for v in values.values()):  # v != v: NaN
+        return None
+    return Plan(
+        str(values["primary_dressing"]),
+        int(values["dressing_changes_per_week"]),
+        str(values["debridement"]),
+        **{name: bool(values[name]) for name in INTERVENTIONS},
+    )
+
+
+def plan_features(plan: Plan) -> dict[str, Any]:
+    """The plan's treatment features as the model sees them (categoricals as text, numerics as floats)."""
+    fields = plan.as_assessment_fields()
+    return {name: _model_value(fields[name]) for name in TREATMENT_FEATURE_NAMES}
+
+
+def _model_value(value: Any) -> Any:
+    return value if isinstance(value, str) else float(value)
+
+
+def comparable_group(wound_type: str, pi_stage: Any = None) -> str:
+    """Which wounds count as comparable for support: the wound type, pressure injuries split by stage."""
+    return f"{wound_type}:{pi_stage}" if wound_type == "pressure_injury" else str(wound_type)
+
+
+def support_table(exposures: Iterable[Mapping[str, Any]], min_support: int = DEFAULT_MIN_SUPPORT) -> dict:
+    """How many distinct training wounds of each comparable group received each plan (JSON-able, for serving).
+
+    `exposures` are records with wound_key, wound_type, pi_stage and the treatment columns, e.g. the training
+    assessments joined to their wounds and de-duplicated on those columns.
+    """
+    seen = set()
+    for record in exposures:
+        plan = plan_from_fields(record)
+        if plan is not None:
+            group = comparable_group(record["wound_type"], record.get("pi_stage"))
+            seen.add((group, plan.plan_id, record["wound_key"]))
+    counts: dict[str, dict[str, int]] = {}
+    for group, plan_id, _ in seen:
+        by_plan = counts.setdefault(group, {})
+        by_plan[plan_id] = by_plan.get(plan_id, 0) + 1
+    ordered = {group: dict(sorted(counts[group].items())) for group in sorted(counts)}
+    return {"comparable": COMPARABLE, "min_support": min_support, "counts": ordered}
+
+
+# --- outcome and cost of one plan ---------------------------------------------------------------------------
+
+
+def _outcome(edges: Sequence[float], margins: Sequence[float], horizon_weeks: int) -> dict[str, Any]:
+    """Median and 10th–90th percentile weeks, restricted mean weeks, P(healed) at 12 weeks and the horizon."""
+    curve = Curve(tuple(edges), tuple(margins))
+    horizon_days = horizon_weeks * DAYS_PER_WEEK
+    return {
+        "median_weeks": _weeks(curve.quantile(0.5)),
+        "healing_weeks_p10_p90": [_weeks(curve.quantile(0.1)), _weeks(curve.quantile(0.9))],
+        "restricted_mean_weeks": _restricted_mean_days(edges, margins, horizon_days) / DAYS_PER_WEEK,
+        "p_healed_12w": 1.0 - curve.survival(WEEKS_12_DAYS),
+        "p_healed_by_horizon": 1.0 - curve.survival(horizon_days),
+        "_open_at_week_start": [curve.survival(week * DAYS_PER_WEEK) for week in range(horizon_weeks)],
+    }
+
+
+def _restricted_mean_days(edges: Sequence[float], margins: Sequence[float], until: float) -> float:
+    """Area under S(t) on [0, until]: expected days open within the horizon (exact: hazards are piecewise
+    constant)."""
+    total, log_s = 0.0, 0.0
+    for lo, hi, margin in zip(edges[:-1], edges[1:], margins, strict=True):
+        if lo >= until:
+            break
+        rate = softplus(margin) / (hi - lo)  # per day
+        span = min(hi, until) - lo
+        s = math.exp(log_s)
+        total += s * span if rate == 0.0 else s * -math.expm1(-rate * span) / rate
+        log_s -= rate * (hi - lo)
+    return total
+
+
+def _weeks(days: float | None) -> float | None:
+    return None if days is None else days / DAYS_PER_WEEK
+
+
+def _costed(plan: Plan, outcome: dict[str, Any], catalog: CostCatalog) -> dict[str, Any]:
+    items = weekly_cost(plan, catalog)
+    weekly = sum(items.values())
+    expected = expected_cost(weekly, outcome["_open_at_week_start"])
+    return {
+        "weekly_cost_usd": weekly,
+        "weekly_cost_items_usd": items,
+        "expected_cost_usd": expected,
+        "cost_per_healed_usd": cost_per_healed(expected, outcome["p_healed_by_horizon"]),
+    }
+
+
+def _versus(option: Mapping[str, Any], current: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Change against the current plan; effect for the ICER = healed weeks gained within the horizon."""
+    if current is None:
+        return None
+    d_cost = option["expected_cost_usd"] - current["expected_cost_usd"]
+    d_effect = current["restricted_mean_weeks"] - option["restricted_mean_weeks"]
+    return {
+        "restricted_mean_weeks": option["restricted_mean_weeks"] - current["restricted_mean_weeks"],
+        "p_healed_12w": option["p_healed_12w"] - current["p_healed_12w"],
+        "expected_cost_usd": d_cost,
+        "healed_weeks_gained": d_effect,
+        "icer_usd_per_healed_week": icer(d_cost, d_effect),
+        "dominance": _dominance(d_cost, d_effect),
+    }
+
+
+def _dominance(d_cost: float, d_effect: float) -> str | None:
+    """ "dominates": no dearer and no slower than the current plan; "dominated": no cheaper and no faster."""
+    if d_cost <= 0.0 <= d_effect:
+        return "dominates"
+    if d_effect <= 0.0 <= d_cost:
+        return "dominated"
+    return None
+
+
+# --- the options --------------------------------------------------------------------------------------------
+
+
+def treatment_options(
+    row: Mapping[str, Any],
+    margins: Margins,
+    edges: Sequence[float],
+    catalog: CostCatalog,
+    rules: RuleTable,
+    support: Mapping[str, Any],
+    *,
+    objective: str = "fastest",
+    min_p_healed_12w: float = 0.0,
+    horizon_weeks: int | None = None,
+) -> dict[str, Any]:
+    """Ranked treatment options for the wound whose latest feature row is `row` (from `history_features`).
+
+    objective: "fastest" (least expected time open within the horizon), "cheapest" (lowest expected cost), or
+    "cost_per_healed" (lowest expected cost / P(healed by the horizon)). Plans below `min_p_healed_12w` are
+    ranked after those that meet it and never recommended. Contraindicated plans come back under `excluded`.
+    """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}")
+    horizon_weeks = int(edges[-1] // DAYS_PER_WEEK) if horizon_weeks is None else horizon_weeks
+    if not WEEKS_12_DAYS <= horizon_weeks * DAYS_PER_WEEK <= edges[-1]:
+        raise ValueError("the horizon must cover 12 weeks and lie within the model's interval edges")
+    grade = row.get("wagner_grade")
+    candidates = candidate_plans(
+        row["wound_type"], row["location"], row.get("pi_stage"), None if grade is None else int(grade)
+    )
+    admissible, excluded = [], []
+    for plan in candidates:
+        exclusions, caveats = rules.screen(plan, row)
+        if exclusions:
+            excluded.append({"plan_id": plan.plan_id, "reasons": [r.as_dict() for r in exclusions]})
+        else:
+            admissible.append((plan, caveats))
+    current_plan = plan_from_fields(row)
+    to_score = [plan for plan, _ in admissible]
+    if current_plan is not None and current_plan not in to_score:
+        to_score.append(current_plan)
+    scored = margins([{**row, **plan_features(plan)} for plan in to_score]) if to_score else []
+    outcomes = {plan: _outcome(edges, m, horizon_weeks) for plan, m in zip(to_score, scored, strict=True)}
+
+    group = comparable_group(row["wound_type"], row.get("pi_stage"))
+    counts, min_support = support["counts"].get(group, {}), int(support["min_support"])
+
+    def describe(plan: Plan, caveats: list[dict[str, Any]]) -> dict[str, Any]:
+        outcome = outcomes[plan]
+        n = int(counts.get(plan.plan_id, 0))
+        if n < min_support:
+            caveats = [*caveats, _low_support(n, min_support)]
+        if outcome["p_healed_12w"] < min_p_healed_12w:
+            caveats = [*caveats, _below_floor(min_p_healed_12w)]
+        public = {k: v for k, v in outcome.items() if not k.startswith("_")}
+        return {
+            "plan_id": plan.plan_id,
+            "plan": plan.as_assessment_fields(),
+            **public,
+            **_costed(plan, outcome, catalog),
+            "support": n,
+            "low_support": n < min_support,
+            "meets_min_p_healed_12w": outcome["p_healed_12w"] >= min_p_healed_12w,
+            "caveats": caveats,
+        }
+
+    current = None
+    if current_plan is not None:
+        current_exclusions, current_caveats = rules.screen(current_plan, row)
+        current = describe(current_plan, [r.as_dict() for r in current_caveats])
+        current["contraindications"] = [r.as_dict() for r in current_exclusions]
+        current["in_candidate_plans"] = current_plan in candidates
+    options = [describe(plan, [r.as_dict() for r in caveats]) for plan, caveats in admissible]
+    for option in options:
+        option["vs_current"] = _versus(option, current)
+    options.sort(key=_ranking(objective))
+    for rank, option in enumerate(options, start=1):
+        option["rank"] = rank
+    recommended = next((o["plan_id"] for o in options if o["meets_min_p_healed_12w"]), None)
+    return {
+        "objective": objective,
+        "min_p_healed_12w": min_p_healed_12w,
+        "horizon_weeks": horizon_weeks,
+        "method": METHOD,
+        "comparable_wounds": support.get("comparable", COMPARABLE),
+        "catalog_version": catalog.version,
+        "rules_version": rules.version,
+        "recommended": recommended,
+        "current": current,
+        "options": options,
+        "excluded": excluded,
+    }
+
+
+def _ranking(objective: str) -> Callable[[Mapping[str, Any]], tuple]:
+    """Sort key: plans meeting the P(healed by 12 weeks) floor first, then the objective, then the plan id."""
+
+    def key(option: Mapping[str, Any]) -> tuple:
+        speed = (option["restricted_mean_weeks"], -option["p_healed_12w"])
+        cost, per_healed = option["expected_cost_usd"], option["cost_per_healed_usd"]
+        primary = {
+            "fastest": (*speed, cost),
+            "cheapest": (cost, *speed),
+            "cost_per_healed": (math.inf if per_healed is None else per_healed, *speed),
+        }[objective]
+        return (not option["meets_min_p_healed_12w"], *primary, option["plan_id"])
+
+    return key
+
+
+def _low_support(n: int, min_support: int) -> dict[str, str]:
+    return {
+        "id": "low_support",
+        "reason": f"{n} comparable training wounds received this plan (fewer than {min_support}): "
+        "its prediction rests on the model's extrapolation",
+        "source": "support table of the training data",
+    }
+
+
+def _below_floor(floor: float) -> dict[str, str]:
+    return {
+        "id": "below_min_p_healed_12w",
+        "reason": f"predicted P(healed by 12 weeks) is below the requested minimum {floor:.2f}",
+        "source": "caller's constraint",
+    }

@@ -1,0 +1,246 @@
+"""Treatment options: contraindication screening, one scoring call, ranking per objective, support, determinism."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from model_build.costs import load_catalog
+from model_build.features import FEATURE_NAMES
+from model_build.plans import Plan, candidate_plans
+from model_build.recommend import (
+    DEFAULT_RULES,
+    RuleTableError,
+    load_rules,
+    parse_rules,
+    plan_from_fields,
+    support_table,
+    treatment_options,
+)
+
+EDGES = [7.0 * week for week in range(53)]
+CATALOG, RULES = load_catalog(), load_rules()
+NO_SUPPORT = {"min_support": 20, "counts": {}}
+# Log hazard-ratio-like bumps of the fake scorer: the more, the faster the wound heals.
+EFFECTS = {"compression": 1.0, "offloading": 0.8, "npwt": 0.6, "skin_substitute": 0.4, "hyperbaric_oxygen": 0.2}
+
+
+def fake_margins(rows):
+    """Deterministic scorer: a constant weekly hazard logit per row, raised by the plan's interventions."""
+    out = []
+    for row in rows:
+        m = -3.0 + sum(w * row[name] for name, w in EFFECTS.items()) + 0.3 * (row["debridement"] == "sharp")
+        out.append([m] * (len(EDGES) - 1))
+    return out
+
+
+def wound_row(**fields):
+    row = dict.fromkeys(FEATURE_NAMES)
+    row |= {"wound_type": "venous_leg_ulcer", "location": "lower_leg", "ankle_brachial_index": 1.0,
+            "eschar_pct": 0.0, "on_anticoagulants": 0.0, "infection": 0.0, "primary_dressing": "gauze",
+            "dressing_changes_per_week": 7.0, "debridement": "none", "compression": 0.0, "offloading": 0.0,
+            "npwt": 0.0, "skin_substitute": 0.0, "hyperbaric_oxygen": 0.0}  # fmt: skip
+    return row | fields
+
+
+def options(row, **kwargs):
+    return treatment_options(row, fake_margins, EDGES, CATALOG, RULES, kwargs.pop("support", NO_SUPPORT), **kwargs)
+
+
+def rule_ids(items):
+    return {r["id"] for item in items for r in item.get("reasons", item.get("caveats", []))}
+
+
+def test_compression_with_abi_below_half_is_excluded_with_reason_and_source():
+    # Given a venous leg ulcer with ABI 0.4
+    out = options(wound_row(ankle_brachial_index=0.4))
+    # Then every compression plan is excluded with the ABI rule, its reason and its source; none is an option
+    compressed = [e for e in out["excluded"] if "compression" in e["plan_id"]]
+    assert compressed and all(e["reasons"][0]["id"] == "compression-abi-below-0.5" for e in compressed)
+    assert all(e["reasons"][0]["reason"] and e["reasons"][0]["source"] for e in compressed)
+    assert not any(o["plan"]["compression"] for o in out["options"])
+
+
+def test_compression_with_abi_between_half_and_0_8_is_kept_with_a_caveat():
+    out = options(wound_row(ankle_brachial_index=0.6))
+    compressed = [o for o in out["options"] if o["plan"]["compression"]]
+    assert compressed and all("compression-abi-0.5-to-0.8" in rule_ids([o]) for o in compressed)
+    assert out["recommended"].find("compression") >= 0  # the fake scorer favours compression most
+
+
+def test_compression_without_abi_on_record_for_a_leg_wound_is_excluded():
+    out = options(wound_row(ankle_brachial_index=None))
+    assert "compression-no-abi-lower-extremity" in rule_ids(out["excluded"])
+    assert "compression" not in out["recommended"]
+
+
+def test_npwt_is_excluded_with_eschar_and_caveated_with_anticoagulants():
+    # Given a Wagner 2 plantar DFU (NPWT is a candidate)
+    dfu = wound_row(wound_type="diabetic_foot_ulcer", location="foot_plantar", wagner_grade=2.0)
+    with_eschar = options(dfu | {"eschar_pct": 10.0})
+    anticoagulated = options(dfu | {"on_anticoagulants": 1.0})
+    assert "npwt-eschar" in rule_ids(with_eschar["excluded"])
+    assert not any(o["plan"]["npwt"] for o in with_eschar["options"])
+    npwt_options = [o for o in anticoagulated["options"] if o["plan"]["npwt"]]
+    assert npwt_options and all("npwt-anticoagulants" in rule_ids([o]) for o in npwt_options)
+
+
+def test_hyperbaric_oxygen_is_excluded_outside_diabetic_foot_ulcers():
+    plan = next(p for p in candidate_plans("diabetic_foot_ulcer", "foot_plantar", None, 3) if p.hyperbaric_oxygen)
+    exclusions, _ = RULES.screen(plan, wound_row(wound_type="pressure_injury", location="heel"))
+    assert [r.id for r in exclusions] == ["hbot-outside-dfu"]
+    assert RULES.screen(plan, wound_row(wound_type="diabetic_foot_ulcer", location="foot_plantar")) == ([], [])
+
+
+@pytest.mark.parametrize("objective", ["fastest", "cheapest", "cost_per_healed"])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"ankle_brachial_index": 0.3},
+        {"ankle_brachial_index": None},
+        {"wound_type": "diabetic_foot_ulcer", "location": "heel", "wagner_grade": 4.0, "eschar_pct": 30.0},
+        {"wound_type": "pressure_injury", "location": "sacrum_coccyx", "pi_stage": "4", "eschar_pct": 5.0},
+    ],
+)
+def test_no_option_and_no_recommendation_violates_a_contraindication(fields, objective):
+    # Given a wound with contraindications and a scorer that favours the contraindicated interventions
+    row = wound_row(**fields)
+    out = options(row, objective=objective)
+    # Then no option (and so no recommendation) has an exclusion rule firing, and every excluded plan has one
+    for option in out["options"]:
+        assert RULES.screen(Plan.from_id(option["plan_id"]), row)[0] == []
+    assert out["excluded"] and all(e["reasons"] for e in out["excluded"])
+    assert out["recommended"] in {o["plan_id"] for o in out["options"]}
+
+
+def test_a_rule_file_change_changes_behaviour_without_code_change(tmp_path):
+    # Given the rule table with compression contraindicated below ABI 0.7 instead of 0.5
+    doc = json.loads(DEFAULT_RULES.read_text())
+    doc["rules"][0]["when"][0]["value"] = 0.7
+    path = tmp_path / "rules.json"
+    path.write_text(json.dumps(doc))
+    stricter = load_rules(path)
+    row = wound_row(ankle_brachial_index=0.6)
+    # When the same wound is screened
+    out = treatment_options(row, fake_margins, EDGES, CATALOG, stricter, NO_SUPPORT)
+    # Then compression is now excluded, and the rules version names the new table
+    assert "compression-abi-below-0.5" in rule_ids(out["excluded"])
+    assert out["rules_version"] != RULES.version
+
+
+def test_a_malformed_rule_is_rejected_at_load():
+    bad = {"rules": [{"id": "x", "component": "compression", "action": "exclude", "reason": "r", "source": "s",
+                      "when": [{"field": "abi", "op": "lt", "value": 0.5}]}]}  # fmt: skip
+    with pytest.raises(RuleTableError, match="not a model feature"):
+        parse_rules(json.dumps(bad))
+    bad["rules"][0]["when"][0] = {"field": "ankle_brachial_index", "op": "below", "value": 0.5}
+    with pytest.raises(RuleTableError, match="unknown op"):
+        parse_rules(json.dumps(bad))
+
+
+def test_all_plans_and_the_current_plan_are_scored_in_one_call_with_treatment_substituted():
+    calls = []
+
+    def recording(rows):
+        calls.append(rows)
+        return fake_margins(rows)
+
+    # Given a current plan (collagen) that is not a candidate plan
+    row = wound_row(primary_dressing="collagen", dressing_changes_per_week=3.0)
+    out = treatment_options(row, recording, EDGES, CATALOG, RULES, NO_SUPPORT)
+    # Then the scorer ran once, one row per option plus the current plan, each with the plan's features
+    assert len(calls) == 1 and len(calls[0]) == len(out["options"]) + 1
+    scored = [plan_from_fields(r).plan_id for r in calls[0]]
+    assert sorted(scored) == sorted([o["plan_id"] for o in out["options"]] + ["collagen.3.none"])
+    assert out["current"]["plan_id"] == "collagen.3.none" and not out["current"]["in_candidate_plans"]
+    assert all(r["length_cm"] == row["length_cm"] and r["ankle_brachial_index"] == 1.0 for r in calls[0])
+
+
+def test_fastest_ranks_by_expected_time_open_and_reports_the_change_vs_current():
+    out = options(wound_row(), objective="fastest")
+    weeks = [o["restricted_mean_weeks"] for o in out["options"]]
+    assert weeks == sorted(weeks)
+    best = out["options"][0]
+    # the fake scorer's best: compression + skin substitute + sharp debridement
+    assert best["plan"]["compression"] and best["plan"]["skin_substitute"] and best["plan"]["debridement"] == "sharp"
+    assert out["recommended"] == best["plan_id"] and best["rank"] == 1
+    versus = best["vs_current"]
+    assert versus["restricted_mean_weeks"] < 0 < versus["p_healed_12w"]
+    assert versus["healed_weeks_gained"] == pytest.approx(-versus["restricted_mean_weeks"])
+
+
+def test_cheapest_ranks_by_expected_cost():
+    out = options(wound_row(), objective="cheapest")
+    costs = [o["expected_cost_usd"] for o in out["options"]]
+    assert costs == sorted(costs)
+    assert out["options"][0]["expected_cost_usd"] < out["current"]["expected_cost_usd"]
+
+
+def test_expected_cost_and_p12_match_a_hand_computation_for_a_constant_hazard():
+    # Given margin 0 every week (hazard 1/2: P(open at week w) = 2^-w) and a 12-week horizon
+    def half(rows):
+        return [[0.0] * 52 for _ in rows]
+
+    out = treatment_options(wound_row(), half, EDGES, CATALOG, RULES, NO_SUPPORT, horizon_weeks=12)
+    current = out["current"]  # gauze 7 changes: 2×7 + 7 visits × 120 = 854 a week
+    assert current["weekly_cost_usd"] == 854.0
+    assert current["expected_cost_usd"] == pytest.approx(854.0 * (1 - 0.5**12) / 0.5)
+    assert current["p_healed_12w"] == pytest.approx(1 - 0.5**12)
+    assert current["median_weeks"] == pytest.approx(1.0)
+    assert current["restricted_mean_weeks"] == pytest.approx((1 - 0.5**12) / math.log(2))
+    assert current["cost_per_healed_usd"] == pytest.approx(current["expected_cost_usd"] / (1 - 0.5**12))
+
+
+def test_cost_per_healed_objective_respects_the_minimum_p_healed_at_12_weeks():
+    # Given a floor that only plans with compression reach under the fake scorer
+    unconstrained = options(wound_row(), objective="cost_per_healed")
+    p12 = {o["plan_id"]: o["p_healed_12w"] for o in unconstrained["options"]}
+    floor = min(v for k, v in p12.items() if "compression" in k)
+    out = options(wound_row(), objective="cost_per_healed", min_p_healed_12w=floor)
+    # Then the recommendation meets the floor, those below it rank after and carry a caveat
+    meets = [o["meets_min_p_healed_12w"] for o in out["options"]]
+    assert meets == sorted(meets, reverse=True) and p12[out["recommended"]] >= floor
+    assert all("below_min_p_healed_12w" in rule_ids([o]) for o in out["options"] if not o["meets_min_p_healed_12w"])
+    eligible = [o["cost_per_healed_usd"] for o in out["options"] if o["meets_min_p_healed_12w"]]
+    assert eligible == sorted(eligible)
+    assert options(wound_row(), objective="cost_per_healed", min_p_healed_12w=1.0)["recommended"] is None
+
+
+def test_low_support_is_flagged_not_hidden():
+    # Given training support of 25 wounds for one plan and 3 for another (threshold 20)
+    support = {"min_support": 20, "counts": {"venous_leg_ulcer": {"foam.3.none+compression": 25, "foam.3.none": 3}}}
+    out = options(wound_row(), support=support)
+    by_id = {o["plan_id"]: o for o in out["options"]}
+    assert by_id["foam.3.none+compression"]["support"] == 25 and not by_id["foam.3.none+compression"]["low_support"]
+    assert by_id["foam.3.none"]["support"] == 3 and "low_support" in rule_ids([by_id["foam.3.none"]])
+    assert len(out["options"]) == len(by_id)  # every admissible plan is listed, supported or not
+
+
+def test_support_table_counts_distinct_wounds_per_comparable_group_and_plan():
+    plan = {"primary_dressing": "foam", "dressing_changes_per_week": 3, "debridement": "none", "compression": True,
+            "offloading": False, "npwt": False, "skin_substitute": False, "hyperbaric_oxygen": False}  # fmt: skip
+    records = [
+        {"wound_key": "w1", "wound_type": "venous_leg_ulcer", "pi_stage": None, **plan},
+        {"wound_key": "w1", "wound_type": "venous_leg_ulcer", "pi_stage": None, **plan},
+        {"wound_key": "w2", "wound_type": "venous_leg_ulcer", "pi_stage": None, **plan},
+        {"wound_key": "w3", "wound_type": "pressure_injury", "pi_stage": "3", **plan, "compression": False},
+    ]
+    table = support_table(records, min_support=5)
+    assert table["min_support"] == 5
+    assert table["counts"] == {
+        "pressure_injury:3": {"foam.3.none": 1},
+        "venous_leg_ulcer": {"foam.3.none+compression": 2},
+    }
+    assert json.loads(json.dumps(table)) == table
+
+
+def test_equal_inputs_give_identical_options():
+    first = json.dumps(options(wound_row(ankle_brachial_index=0.7), objective="cost_per_healed"))
+    assert json.dumps(options(wound_row(ankle_brachial_index=0.7), objective="cost_per_healed")) == first
+
+
+def test_an_unknown_objective_is_rejected():
+    with pytest.raises(ValueError, match="objective"):
+        options(wound_row(), objective="best")
