@@ -256,7 +256,7 @@ def _profile_feature(values: pd.Series, weights: np.ndarray, kind: str) -> dict:
         levels = pd.Series(weights[present]).groupby(values[present].astype(str).to_numpy()).sum()
         return {"kind": "categorical", **entry, "levels": {str(k): _round(v) for k, v in levels.items()}}
     x = pd.to_numeric(values[present]).to_numpy(dtype=float)
-    order = np.argsort(x, kind="stable")
+    order = np.argsort(x)
     x, w = x[order], weights[present][order]
     entry["quantiles"] = _weighted_quantiles(x, w, _PROBS)
     distinct, inverse = np.unique(x, return_inverse=True)
