@@ -162,7 +162,7 @@ def _has_component(plan: Plan, component: str) -> bool:
 
 def plan_from_fields(fields: Mapping[str, Any]) -> Plan | None:
     """The plan recorded in an assessment or feature row; None when any treatment field is missing."""
-    values = {name: fields.get(name) for name in TREATMENT_COLUMNS}
+    values: dict[str, Any] = {name: fields.get(name) for name in TREATMENT_COLUMNS}
     if any(v is None or v != v for v in values.values()):  # v != v: NaN
         return None
     return Plan(
