@@ -68,6 +68,126 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pipeline_run(args: argparse.Namespace) -> int:
+    """Run the training state machine (the real ASL) on this machine; show each state, then the run's summary."""
+    import getpass
+
+    from woundcare_shared.embedded import scoped_environ
+
+    quiet = {} if args.verbose else {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
+    with scoped_environ(quiet):
+        from woundcare_shared.pipeline import new_run_id, run_local, run_summary
+
+        run_id = new_run_id()
+        print(f"training run {run_id} on {Path(args.extract_dir).resolve()}", flush=True)
+        result = run_local(
+            args.extract_dir,
+            force=args.force,
+            extract_date=args.extract_date,
+            requested_by=getpass.getuser(),
+            run_id=run_id,
+            on_event=_StatePrinter(),
+            extra_env=quiet,
+        )
+        print(format_run_summary(run_summary(run_id)))
+    return 0 if result.succeeded else 1
+
+
+class _StatePrinter:
+    """Prints each state of a running execution: entry, retries, failures, and a task's duration."""
+
+    def __init__(self) -> None:
+        self.entered: dict[int | None, dt.datetime] = {}
+
+    def __call__(self, event) -> None:  # a woundcare_shared.embedded.StateEvent
+        if event.kind == "entered":
+            self.entered[event.entry_id] = event.timestamp
+            print(f"  -> {event.state}", flush=True)
+        elif event.is_retry:
+            print(f"     retry: attempt {event.attempt}", flush=True)
+        elif event.kind == "task_failed":
+            print(f"     failed: {event.error}", flush=True)
+        elif event.kind == "exited" and event.state_type == "Task":
+            seconds = (event.timestamp - self.entered[event.entry_id]).total_seconds()
+            print(f"     done in {seconds:.1f} s", flush=True)
+        elif event.kind.startswith("execution_"):
+            print(f"  == {event.kind.removeprefix('execution_')} {event.error or ''}".rstrip(), flush=True)
+
+
+def format_run_summary(summary: dict) -> str:
+    """The end of a run in a few lines: dataset, validation counts, drift, metrics against gates, model, reports."""
+    lines = [f"\nrun {summary['run_id']}: {summary['outcome']} - {summary['reason']}"]
+    lines.append(f"{'dataset version':<18}{summary['dataset_version'] or '-'}")
+    if v := summary["validation"]:
+        lines.append(
+            f"{'validation':<18}{v['input_rows']} rows in, {v['clean_rows']} clean, {v['quarantined_rows']} quarantined"
+            f" ({v['quarantined_share']:.2%}; limit {v['quarantine_limit']:.2%})"
+        )
+    if d := summary["drift"]:
+        against = d["production_version"] or "no production model"
+        drifted = ", ".join(d["drifted_features"]) or "none"
+        decision = "retrain (" + ", ".join(d["reasons"]) + ")" if d["retrain"] else "no retrain needed"
+        lines.append(f"{'drift':<18}vs {against}: drifted features {drifted}; {decision}")
+    if (e := summary["evaluation"]) and (g := summary["gates"]):
+        c = e["candidate"]
+        lines.append(
+            f"{'metrics vs gates':<18}C-index {_num(c['harrell_c'])} (floor {g['min_c_index']}), "
+            f"IBS {_num(c['ibs'])} (ceiling {g['max_ibs']}), AUC 12w {_num(c['auc_12w'])} (floor {g['min_auc_12w']})"
+        )
+        if e["champion"]:
+            lines.append(f"{'champion':<18}{e['champion_version']}: C-index {_num(e['champion']['harrell_c'])}")
+        for reason in e["reasons"]:
+            lines.append(f"{'gate failed':<18}{reason}")
+    lines.append(f"{'model version':<18}{summary['model_version'] or '-'}")
+    lines += [f"{'report ' + name:<18}{uri}" if len(name) < 11 else f"{name}: {uri}" for name, uri in
+              summary["reports"].items()]  # fmt: skip
+    return "\n".join(lines)
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def cmd_registry_list(args: argparse.Namespace) -> int:
+    """List model versions, oldest first, with status, lineage and headline metric."""
+    from woundcare_shared.registry import get_registry
+
+    versions = get_registry().list(args.status)
+    print(f"{'version':<17}{'status':<12}{'created':<22}{'dataset':<22}{'C-index':>8}  run")
+    for v in versions:
+        c_index = (v.metrics.get("candidate") or {}).get("harrell_c")
+        print(
+            f"{v.version:<17}{v.status:<12}{v.created_at[:19]:<22}{v.dataset_version:<22}{_num(c_index):>8}  {v.run_id}"
+        )
+    return 0
+
+
+def cmd_registry_show(args: argparse.Namespace) -> int:
+    """Print one model version's full record (lineage, parameters, metrics, artifacts, status history)."""
+    from dataclasses import asdict
+
+    from woundcare_shared.registry import VersionNotFoundError, get_registry
+
+    try:
+        record = get_registry().get(args.version)
+    except VersionNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(asdict(record), indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    """Check the audit log's hash chain; exit 1 and list the problems if it was tampered with."""
+    from woundcare_shared.audit import get_audit_log
+
+    problems = get_audit_log().verify()
+    for problem in problems:
+        print(f"problem: {problem}")
+    print("audit log intact" if not problems else f"audit log NOT intact: {len(problems)} problem(s)")
+    return 0 if not problems else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="woundcare", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -86,6 +206,30 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--out", type=Path, required=True)
     validate.add_argument("--extract-date", type=_iso_date, default=None, help="default: today")
     validate.set_defaults(func=cmd_validate)
+    pipeline = sub.add_parser("pipeline", help="run the training pipeline").add_subparsers(
+        dest="pipeline_command", required=True, metavar="ACTION"
+    )
+    run = pipeline.add_parser("run", help="run the training state machine locally on an extract folder")
+    run.add_argument("extract_dir", type=Path)
+    run.add_argument("--force", action="store_true", help="retrain even without drift or new outcomes")
+    run.add_argument("--extract-date", type=_iso_date, default=None, help="default: today")
+    run.add_argument("--verbose", action="store_true", help="show the stages' logs and metrics")
+    run.set_defaults(func=cmd_pipeline_run)
+
+    registry = sub.add_parser("registry", help="read the model registry").add_subparsers(
+        dest="registry_command", required=True, metavar="ACTION"
+    )
+    listing = registry.add_parser("list", help="list model versions")
+    listing.add_argument("--status", default=None, help="only versions in this status")
+    listing.set_defaults(func=cmd_registry_list)
+    show = registry.add_parser("show", help="show one model version")
+    show.add_argument("version")
+    show.set_defaults(func=cmd_registry_show)
+
+    audit = sub.add_parser("audit", help="check the audit log").add_subparsers(
+        dest="audit_command", required=True, metavar="ACTION"
+    )
+    audit.add_parser("verify", help="verify the audit log's hash chain").set_defaults(func=cmd_audit_verify)
     return parser
 
 

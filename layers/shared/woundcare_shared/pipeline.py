@@ -970,6 +970,8 @@ def run_local(
         execution_name=run_id or new_run_id(),
         repo_root=template.parent,
         extra_env={**local_environment(load_settings()), **(extra_env or {})},
+        # Each poll copies the execution history under the GIL the stages need: poll at a human pace.
+        poll_interval_s=0.5,
     )
 
 
