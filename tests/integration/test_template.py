@@ -1,0 +1,181 @@
+"""template.yaml is deployable and consistent with the code: linters pass, every ASL placeholder has a
+substitution, every handler imports, table keys match the adapters, and the audit log stays append-only."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from woundcare_shared.audit import DynamoAuditLog
+from woundcare_shared.embedded import load_template, parse_cfn_yaml
+from woundcare_shared.registry import DynamoRegistry
+from woundcare_shared.runs import DynamoRunTracker
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE = REPO / "template.yaml"
+SAM_VENV = REPO / ".venv-sam"  # aws-sam-cli pins its own boto3 & co: never installed into .venv
+DUMMY_AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "eu-west-1",
+    "SAM_CLI_TELEMETRY": "0",
+}
+
+
+@pytest.fixture(scope="module")
+def doc() -> dict:
+    return parse_cfn_yaml(TEMPLATE.read_text())
+
+
+@pytest.fixture(scope="session")
+def sam() -> Path:
+    """The `sam` CLI from its own venv, created on first use (needs the package index once)."""
+    binary = SAM_VENV / "bin" / "sam"
+    if not binary.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(SAM_VENV)], check=True)
+        pip = [str(SAM_VENV / "bin" / "python"), "-m", "pip", "install", "--quiet", "aws-sam-cli"]
+        subprocess.run(pip, check=True, timeout=900)
+    return binary
+
+
+def test_cfn_lint_passes():
+    # Given the template; When cfn-lint checks it (SAM transform included); Then it reports nothing
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    result = subprocess.run([str(cfn_lint), str(TEMPLATE)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_sam_validate_lint_passes(sam):
+    # Given the template and dummy credentials (validation is offline); When `sam validate --lint` runs
+    env = {**os.environ, **DUMMY_AWS}
+    result = subprocess.run(
+        [str(sam), "validate", "--lint", "--template-file", str(TEMPLATE)],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=300,
+    )  # fmt: skip
+    # Then it finds the template valid
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is a valid SAM Template" in result.stdout + result.stderr
+
+
+def test_every_asl_placeholder_has_a_substitution_and_every_asl_file_is_used(doc):
+    # Given every state machine of the template and every ASL file in statemachines/
+    template = load_template(TEMPLATE)
+    used = {spec.definition_uri for spec in template.state_machines.values()}
+    # Then each ASL file belongs to a state machine
+    assert set((REPO / "statemachines").glob("*.asl.json")) <= used
+    for spec in template.state_machines.values():
+        raw = spec.definition_uri.read_text()
+        placeholders = set(re.findall(r"\$\{([^}]+)\}", raw))
+        # And its placeholders are exactly its substitutions: none missing, none left over
+        assert placeholders == set(spec.substitutions), spec.logical_id
+        # And the substituted text is valid ASL JSON with no placeholder left (definition() raises otherwise)
+        assert json.loads(spec.definition())["StartAt"]
+
+
+def test_every_handler_in_the_template_imports(monkeypatch):
+    # Given every function of the template (image handlers are module paths from the repository root)
+    monkeypatch.syspath_prepend(str(REPO))
+    template = load_template(TEMPLATE)
+    assert template.functions
+    for spec in template.functions.values():
+        module_path, _, name = spec.handler.rpartition(".")
+        # When its handler module is imported the way Lambda would
+        if spec.code_dir is None:
+            module = importlib.import_module(module_path)
+        else:
+            source = spec.code_dir / (module_path.replace(".", "/") + ".py")
+            loader = importlib.util.spec_from_file_location(f"_template_check_{spec.logical_id}", source)
+            assert loader is not None and loader.loader is not None, spec.logical_id
+            module = importlib.util.module_from_spec(loader)
+            loader.loader.exec_module(module)
+        # Then the handler is a function
+        assert callable(getattr(module, name, None)), spec.logical_id
+
+
+def test_image_functions_build_from_the_one_dockerfile_at_the_repository_root(doc):
+    # Given the image functions; Then they all build from functions/Dockerfile with the repository as context
+    images = [r for r in doc["Resources"].values() if r["Properties"].get("PackageType") == "Image"]
+    assert len(images) >= 5
+    assert {(r["Metadata"]["Dockerfile"], r["Metadata"]["DockerContext"]) for r in images} == {
+        ("functions/Dockerfile", ".")
+    }
+    assert (REPO / "functions" / "Dockerfile").is_file()
+
+
+def test_table_key_schemas_match_the_adapters(doc):
+    # Given the DynamoDB tables; Then their keys are the ones the registry, audit and run adapters use
+    tables = {"RegistryTable": DynamoRegistry, "AuditTable": DynamoAuditLog, "RunsTable": DynamoRunTracker}
+    for logical_id, adapter in tables.items():
+        props = doc["Resources"][logical_id]["Properties"]
+        assert props["KeySchema"] == adapter.TABLE_KEYS["KeySchema"], logical_id
+        assert props["AttributeDefinitions"] == adapter.TABLE_KEYS["AttributeDefinitions"], logical_id
+        # And they keep point-in-time recovery and KMS encryption
+        assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+        assert props["SSESpecification"]["SSEType"] == "KMS"
+
+
+def test_buckets_are_versioned_encrypted_private_and_tls_only(doc):
+    resources = doc["Resources"]
+    buckets = [name for name, r in resources.items() if r["Type"] == "AWS::S3::Bucket"]
+    policies = {r["Properties"]["Bucket"]["Ref"]: r for r in resources.values() if r["Type"] == "AWS::S3::BucketPolicy"}
+    assert buckets
+    for name in buckets:
+        props = resources[name]["Properties"]
+        assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+        rule = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+        assert rule["SSEAlgorithm"] == "aws:kms"
+        assert all(props["PublicAccessBlockConfiguration"].values())
+        (statement,) = policies[name]["Properties"]["PolicyDocument"]["Statement"]
+        assert statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_nothing_in_the_stack_may_update_or_delete_audit_records(doc):
+    # Given every IAM statement of the template that names the audit table
+    def statements(node):
+        if isinstance(node, dict):
+            if "Action" in node and "Effect" in node:
+                yield node
+            for value in node.values():
+                yield from statements(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from statements(value)
+
+    on_audit = [s for s in statements(doc["Resources"]) if "AuditTable" in json.dumps(s.get("Resource"))]
+    assert on_audit
+    # Then none allows a write other than PutItem (conditional appends), and none uses a wildcard
+    for statement in on_audit:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert not {"dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"} & set(actions)
+        assert not any("*" in action for action in actions)
+
+
+def test_every_stage_task_retries_transient_errors_only_and_is_caught(doc):
+    # Given the training ASL's Lambda tasks
+    definition = json.loads((REPO / "statemachines" / "training.asl.json").read_text())
+    tasks = {name: s for name, s in definition["States"].items() if s["Type"] == "Task"}
+    for name, task in tasks.items():
+        # Then each retries the transient stage error (and Lambda service errors), never States.ALL
+        errors = {e for retry in task["Retry"] for e in retry["ErrorEquals"]}
+        assert "TransientStageError" in errors and "States.ALL" not in errors, name
+        # And each stage (not the run-closing FinishRun tasks) routes any other error to RecordFailure
+        if task["Resource"] != "${FinishRunFunctionArn}":
+            assert task["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "RecordFailure"}]
+
+
+def test_the_state_machine_is_scheduled_weekly_and_started_by_landed_extracts(doc):
+    machine = doc["Resources"]["TrainingStateMachine"]["Properties"]
+    events = {e["Type"]: e["Properties"] for e in machine["Events"].values()}
+    assert events["ScheduleV2"]["ScheduleExpression"].startswith("cron(")
+    pattern = events["EventBridgeRule"]["Pattern"]
+    assert pattern["detail-type"] == ["Object Created"] and pattern["detail"]["object"]["key"] == [{"suffix": "/READY"}]
+    assert machine["Tracing"] == {"Enabled": True} and machine["Logging"]["IncludeExecutionData"] is False
