@@ -93,29 +93,29 @@ class ExtractNotFoundError(LookupError):
 class PipelineSettings(Settings):
     """The pipeline's WOUNDCARE_* settings on top of the service locations; limits marked assumed are ours."""
 
-    quarantine_limit: float = Field(0.05, ge=0, le=1)  # assumed: largest quarantined share of input rows
-    min_new_outcomes: int = Field(200, ge=0)  # new matured outcomes that justify a retrain without drift
-    drift_alpha: float = Field(0.01, gt=0, lt=1)
-    drift_max_drifted_share: float = Field(0.3, ge=0, le=1)
-    drift_wasserstein_min: float = Field(0.1, ge=0)
-    drift_js_distance_min: float = Field(0.1, ge=0, le=1)
-    test_share: float = Field(0.25, gt=0, lt=1)
+    quarantine_limit: float = Field(default=0.05, ge=0, le=1)  # assumed: largest quarantined share of input rows
+    min_new_outcomes: int = Field(default=200, ge=0)  # new matured outcomes that justify a retrain without drift
+    drift_alpha: float = Field(default=0.01, gt=0, lt=1)
+    drift_max_drifted_share: float = Field(default=0.3, ge=0, le=1)
+    drift_wasserstein_min: float = Field(default=0.1, ge=0)
+    drift_js_distance_min: float = Field(default=0.1, ge=0, le=1)
+    test_share: float = Field(default=0.25, gt=0, lt=1)
     split_seed: int = 0
-    model_max_iter: int = Field(300, ge=1)
-    model_learning_rate: float = Field(0.1, gt=0)
-    model_max_leaf_nodes: int = Field(31, ge=2)
-    model_min_samples_leaf: int = Field(50, ge=1)
-    gate_min_c_index: float = Field(0.6, ge=0, le=1)  # assumed floor: 0.5 is chance
-    gate_max_ibs: float = Field(0.25, ge=0)  # assumed ceiling: 0.25 is a constant 50 % forecast
-    gate_min_auc_12w: float = Field(0.6, ge=0, le=1)  # assumed floor
-    gate_champion_tolerance: float = Field(0.01, ge=0)  # C-index the candidate may lose to the champion
-    gate_subgroup_tolerance: float = Field(0.03, ge=0)  # C-index a subgroup may lose to the champion's
+    model_max_iter: int = Field(default=300, ge=1)
+    model_learning_rate: float = Field(default=0.1, gt=0)
+    model_max_leaf_nodes: int = Field(default=31, ge=2)
+    model_min_samples_leaf: int = Field(default=50, ge=1)
+    gate_min_c_index: float = Field(default=0.6, ge=0, le=1)  # assumed floor: 0.5 is chance
+    gate_max_ibs: float = Field(default=0.25, ge=0)  # assumed ceiling: 0.25 is a constant 50 % forecast
+    gate_min_auc_12w: float = Field(default=0.6, ge=0, le=1)  # assumed floor
+    gate_champion_tolerance: float = Field(default=0.01, ge=0)  # C-index the candidate may lose to the champion
+    gate_subgroup_tolerance: float = Field(default=0.03, ge=0)  # C-index a subgroup may lose to the champion's
     notify_topic_arn: str = ""  # SNS topic for run ends; empty: the notification is logged
     code_version: str = ""  # e.g. the git commit the image was built from; default: the package version
     landing_marker: str = "READY"  # the object an EHR feed writes last into a landed extract folder
     # Fault injection for resilience drills and tests: "stage:count,..." makes each named stage raise
     # TransientStageError on its first `count` attempts of every run. Never set in a deployed stack.
-    fault_injection: str = Field("", pattern=r"^(\w+:\d+(,\w+:\d+)*)?$")
+    fault_injection: str = Field(default="", pattern=r"^(\w+:\d+(,\w+:\d+)*)?$")
 
     @field_validator("fault_injection")
     @classmethod
