@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 
 from model_build.extract import RawTable, read_extract
+from model_build.rules import ISO_DATE as _ISO_DATE
+from model_build.rules import SafetyThresholds
 from model_build.schema import (
     CONTRACT_VERSION,
     LOWER_EXTREMITY_LOCATIONS,
@@ -27,20 +29,7 @@ from model_build.schema import (
     Table,
 )
 
-_ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
 _TRUE, _FALSE = ("true", "1"), ("false", "0")
-
-
-@dataclass(frozen=True)
-class SafetyThresholds:
-    """Configurable limits of the contract's consistency and clinical-safety rules (guidelines vary)."""
-
-    abi_contraindicated_below: float = 0.5  # compression contraindicated (error)
-    abi_reduced_below: float = 0.8  # reduced compression under supervision (warning)
-    area_tolerance: float = 0.05  # given area may exceed length x width by at most 5 %
-    bmi_tolerance: float = 1.0  # given BMI must agree with weight/height within 1
-    tissue_sum_low: float = 95.0
-    tissue_sum_high: float = 105.0
 
 
 @dataclass

@@ -1,0 +1,366 @@
+"""Validate ONE wound history sent as JSON (the inference API's input) against the extract contract.
+
+Pure Python, no pandas/numpy: the inference Lambda imports it. It applies the table validator's rules
+(`model_build.validate`) with the same rule ids, fields and messages to one patient, one wound and its
+assessments, and adds what only a JSON request can get wrong: its shape, unknown fields, JSON types, keys
+that disagree, its size. A parity test holds the two validators to the same findings.
+A request is {"patient": {...}, "wound": {...}, "assessments": [{...}, ...]} with contract field names;
+null, an absent field and "" are all missing. Findings name the rule and the path, never a value (PHI).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from model_build.rules import (
+    EARLIEST_DATE,
+    ISO_DATE,
+    LATEST_DATE,
+    SafetyThresholds,
+    column_message,
+    row_messages,
+)
+from model_build.schema import (
+    ASSESSMENTS,
+    LOWER_EXTREMITY_LOCATIONS,
+    PATIENTS,
+    PI_STAGES_WITHOUT_DEPTH,
+    TISSUE_PCT_COLUMNS,
+    WOUNDS,
+    Column,
+    Table,
+)
+
+MAX_ASSESSMENTS = 500
+SECTIONS = {"patient": PATIENTS, "wound": WOUNDS, "assessments": ASSESSMENTS}
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One broken rule: its id, where in the request (e.g. "assessments[2].length_cm"), the field, why."""
+
+    rule: str
+    path: str
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class HistoryCheck:
+    """Errors (the request is rejected) and clinical-safety warnings (returned alongside the answer)."""
+
+    errors: tuple[Finding, ...]
+    warnings: tuple[Finding, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "errors": [f.as_dict() for f in self.errors],
+            "warnings": [f.as_dict() for f in self.warnings],
+        }
+
+
+def validate_history(
+    request: Mapping[str, Any],
+    extract_date: dt.date | None = None,
+    thresholds: SafetyThresholds = SafetyThresholds(),  # noqa: B008 (frozen, immutable)
+) -> HistoryCheck:
+    """Check one wound history; the extract date (for end_date) defaults to today, as for tables."""
+    shape = _shape_errors(request)
+    if shape:
+        return HistoryCheck(tuple(shape))
+    found = _Findings(len(request["assessments"]), row_messages(thresholds))
+    patient, wound, visits = _parse_sections(request, found)
+    _key_rules(patient, wound, visits, found)
+    _wound_rules(wound, extract_date or dt.date.today(), found)
+    _assessment_rules(wound, visits, thresholds, found)
+    _wound_vs_assessments(wound, visits, found)
+    return HistoryCheck(found.all_errors(), found.kept_warnings())
+
+
+def typed_history(request: Mapping[str, Any]) -> tuple[Record, Record, list[Record]]:
+    """(patient, wound, assessments) typed as `derive_history` / `history_features` take them.
+
+    ISO date strings, float/int/bool values, None for missing, an empty end_reason as "open" (contract) and
+    each assessment's wound_key filled from the wound. Raises ValueError if the request's shape or any field's
+    type or range is wrong: run `validate_history` first.
+    """
+    if _shape_errors(request):
+        raise ValueError("the request is not a wound history; run validate_history for the reasons")
+    found = _Findings(len(request["assessments"]), {})
+    patient, wound, visits = _parse_sections(request, found)
+    if found.all_errors():
+        raise ValueError("the request breaks the contract; run validate_history for the reasons")
+    wound["end_reason"] = wound["end_reason"] or "open"
+    return _as_json(patient), _as_json(wound), [_as_json(v) for v in visits]
+
+
+# --- findings ---------------------------------------------------------------------------------------------
+
+
+class _Findings:
+    """Findings per request row ("patient", "wound", "assessments[i]"), assembled in request order."""
+
+    def __init__(self, n_assessments: int, messages: dict[tuple[str, str], str]) -> None:
+        self.messages = messages
+        rows = ["patient", "wound", *(_visit(i) for i in range(n_assessments))]
+        self.errors: dict[str, list[Finding]] = {row: [] for row in rows}
+        self.warnings: dict[str, list[Finding]] = {row: [] for row in rows}
+
+    def error(self, row: str, rule: str, field: str, message: str | None = None) -> None:
+        message = message or self.messages[(rule, field)]
+        self.errors[row].append(Finding(rule, f"{row}.{field}", field, message))
+
+    def warn(self, row: str, rule: str, field: str) -> None:
+        self.warnings[row].append(Finding(rule, f"{row}.{field}", field, self.messages[(rule, field)]))
+
+    def clean(self, row: str) -> bool:
+        return not self.errors[row]
+
+    def all_errors(self) -> tuple[Finding, ...]:
+        return tuple(f for row in self.errors.values() for f in row)
+
+    def kept_warnings(self) -> tuple[Finding, ...]:
+        """Warnings on rows without errors: a rejected row's warnings are moot (as in the table validator)."""
+        return tuple(f for row, flags in self.warnings.items() if self.clean(row) for f in flags)
+
+
+def _visit(index: int) -> str:
+    return f"assessments[{index}]"
+
+
+# --- shape and fields -------------------------------------------------------------------------------------
+
+
+def _shape_errors(request: Any) -> list[Finding]:
+    """What makes a body not a wound history at all; rows are checked only when there is none."""
+    if not isinstance(request, Mapping):
+        return [Finding("bad_type", "", "", "the request must be a JSON object")]
+    found = [
+        Finding("unknown_field", str(name), str(name), "the request holds only patient, wound and assessments")
+        for name in request
+        if name not in SECTIONS
+    ]
+    for name in SECTIONS:
+        if request.get(name) is None:
+            found.append(Finding("missing_required", name, name, f"{name} is required"))
+    for name in ("patient", "wound"):
+        if request.get(name) is not None and not isinstance(request[name], Mapping):
+            found.append(Finding("bad_type", name, name, f"{name} must be a JSON object"))
+    visits = request.get("assessments")
+    if visits is None:
+        return found
+    if not isinstance(visits, Sequence) or isinstance(visits, str):
+        found.append(Finding("bad_type", "assessments", "assessments", "assessments must be a JSON array"))
+    elif not visits:
+        found.append(Finding("empty_assessments", "assessments", "assessments", "assessments must not be empty"))
+    elif len(visits) > MAX_ASSESSMENTS:
+        message = f"at most {MAX_ASSESSMENTS} assessments per request"
+        found.append(Finding("too_many_assessments", "assessments", "assessments", message))
+    else:
+        found += [
+            Finding("bad_type", _visit(i), "assessments", "each assessment must be a JSON object")
+            for i, visit in enumerate(visits)
+            if not isinstance(visit, Mapping)
+        ]
+    return found
+
+
+def _parse_sections(request: Mapping[str, Any], found: _Findings) -> tuple[Record, Record, list[Record]]:
+    patient = _parse_record(request["patient"], PATIENTS, "patient", found)
+    wound = _parse_record(request["wound"], WOUNDS, "wound", found)
+    visits = [_parse_record(v, ASSESSMENTS, _visit(i), found) for i, v in enumerate(request["assessments"])]
+    for visit in visits:
+        # An assessment may leave out its wound_key: the request holds one wound.
+        visit["wound_key"] = visit["wound_key"] or wound["wound_key"]
+    return patient, wound, visits
+
+
+def _parse_record(record: Mapping[str, Any], table: Table, row: str, found: _Findings) -> Record:
+    """Typed values of one request object (None where missing or broken), each broken field a finding."""
+    for name in record:
+        if name not in table.column_names:
+            found.error(row, "unknown_field", str(name), f"not a field of {table.name}")
+    typed: Record = {}
+    inherited = "wound_key" if table is ASSESSMENTS else None
+    for column in table.columns:
+        value, rule = _parse_value(record.get(column.name), column)
+        if rule is None and value is None and column.required and column.name != inherited:
+            rule = "missing_required"
+        if rule is not None:
+            found.error(row, rule, column.name, column_message(rule, column))
+        typed[column.name] = value
+    return typed
+
+
+def _parse_value(value: Any, column: Column) -> tuple[Any, str | None]:
+    """A JSON value as its contract type, or the per-column rule it breaks (missing values are None)."""
+    if value is None or value == "":
+        return None, None
+    if column.kind == "bool":
+        return (value, None) if isinstance(value, bool) else (None, "bad_type")
+    if column.kind == "date":
+        return _parse_date(value)
+    if column.kind in ("int", "float"):
+        return _parse_number(value, column)
+    if not isinstance(value, str):
+        return None, "bad_type"
+    if column.kind == "key":
+        return value.strip() or None, None  # keys forgive surrounding spaces, as in the table validator
+    return (value, None) if value in column.values else (None, "bad_enum")
+
+
+def _parse_date(value: Any) -> tuple[dt.date | None, str | None]:
+    # re.ASCII: \d would match other scripts' digits, which date.fromisoformat rejects anyway.
+    if not isinstance(value, str) or not re.match(ISO_DATE, value, re.ASCII):
+        return None, "bad_type"
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        return None, "bad_type"
+    return (day, None) if EARLIEST_DATE <= day <= LATEST_DATE else (None, "bad_type")
+
+
+def _parse_number(value: Any, column: Column) -> tuple[int | float | None, str | None]:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None, "bad_type"  # a number sent as a string, or true/false, is a type error
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond the float range
+        number = math.inf if value > 0 else -math.inf
+    # NaN is no number; infinity is one, out of every range (as in the table validator).
+    if math.isnan(number) or (column.kind == "int" and math.isfinite(number) and not number.is_integer()):
+        return None, "bad_type"
+    if not column.low <= number <= column.high:  # type: ignore[operator]
+        return None, "out_of_range"
+    return (int(number) if column.kind == "int" else number), None
+
+
+def _as_json(record: Record) -> Record:
+    return {k: v.isoformat() if isinstance(v, dt.date) else v for k, v in record.items()}
+
+
+# --- rules across fields and rows -------------------------------------------------------------------------
+
+
+def _key_rules(patient: Record, wound: Record, visits: list[Record], found: _Findings) -> None:
+    """The request's keys agree (one patient, one wound) and assessment keys are unique within it."""
+    if None not in (wound["patient_key"], patient["patient_key"]) and wound["patient_key"] != patient["patient_key"]:
+        found.error("wound", "key_mismatch", "patient_key", "wound.patient_key must equal patient.patient_key")
+    for i, visit in enumerate(visits):
+        if None not in (visit["wound_key"], wound["wound_key"]) and visit["wound_key"] != wound["wound_key"]:
+            found.error(_visit(i), "key_mismatch", "wound_key", "wound_key must equal wound.wound_key")
+    keys = [v["assessment_key"] for v in visits]
+    for i, key in enumerate(keys):
+        if key is not None and keys.count(key) > 1:
+            found.error(_visit(i), "duplicate_key", "assessment_key")
+
+
+def _wound_rules(wound: Record, extract_date: dt.date, found: _Findings) -> None:
+    """Fields required or not allowed by wound type, and the end date limit."""
+    kind = wound["wound_type"]
+    for field, wound_type in (("pi_stage", "pressure_injury"), ("wagner_grade", "diabetic_foot_ulcer")):
+        if kind == wound_type and wound[field] is None:
+            found.error("wound", "missing_required", field)
+        if kind not in (None, wound_type) and wound[field] is not None:
+            found.error("wound", "not_applicable", field)
+    if wound["end_date"] is not None and wound["end_date"] > extract_date:
+        found.error("wound", "end_after_extract_date", "end_date")
+
+
+def _assessment_rules(wound: Record, visits: list[Record], limits: SafetyThresholds, found: _Findings) -> None:
+    """Consistency and clinical-safety rules of each assessment, using its wound's fields."""
+    days = [v["assessed_on"] for v in visits]
+    for i, visit in enumerate(visits):
+        _one_assessment(_visit(i), visit, wound, limits, found)
+        if visit["assessed_on"] is not None and days.count(visit["assessed_on"]) > 1:
+            found.error(_visit(i), "duplicate_visit_day", "assessed_on")
+        if _closed(visit) and wound["wound_type"] is not None and not _healed_by(wound, visit["assessed_on"]):
+            found.error(_visit(i), "closed_but_not_healed", "length_cm")
+    _compression_rules(wound, visits, limits, found)
+    for i, visit in enumerate(visits):
+        if visit["npwt"] is True and visit["eschar_pct"] is not None and visit["eschar_pct"] > 0:
+            found.warn(_visit(i), "npwt_with_eschar", "npwt")
+
+
+def _one_assessment(row: str, a: Record, wound: Record, limits: SafetyThresholds, found: _Findings) -> None:
+    """The rules that need only this assessment's fields and its wound's."""
+    if 0 in (a["length_cm"], a["width_cm"]) and not _closed(a):
+        found.error(row, "zero_dimension_open", "length_cm")
+    depth_optional = wound["pi_stage"] in PI_STAGES_WITHOUT_DEPTH
+    if a["depth_cm"] is None and not depth_optional and wound["wound_type"] is not None:
+        found.error(row, "missing_required", "depth_cm")
+    area, length, width = a["area_cm2"], a["length_cm"], a["width_cm"]
+    # The same expression, in the same float steps, as the table validator.
+    if None not in (area, length, width) and area > length * width * (1 + limits.area_tolerance) + 1e-9:
+        found.error(row, "area_exceeds_dimensions", "area_cm2")
+    tissue = [a[c] for c in TISSUE_PCT_COLUMNS]
+    if None not in tissue and not _closed(a):
+        total = sum(tissue)
+        if not limits.tissue_sum_low <= total <= limits.tissue_sum_high:
+            found.error(row, "tissue_sum", "granulation_pct")
+    if None not in (a["bmi"], a["weight_kg"], a["height_cm"]):
+        metres = a["height_cm"] / 100
+        if abs(a["bmi"] - a["weight_kg"] / (metres * metres)) > limits.bmi_tolerance:
+            found.error(row, "bmi_mismatch", "bmi")
+
+
+def _compression_rules(wound: Record, visits: list[Record], limits: SafetyThresholds, found: _Findings) -> None:
+    """Compression against the wound's latest ankle-brachial index on record at that visit."""
+    # Date order, undated visits last, ties in request order: the table validator's sort of one wound's rows.
+    order = sorted(range(len(visits)), key=lambda i: _date_order(visits[i]["assessed_on"]))
+    lower_limb = wound["location"] in LOWER_EXTREMITY_LOCATIONS
+    latest = None
+    for i in order:
+        visit = visits[i]
+        latest = visit["ankle_brachial_index"] if visit["ankle_brachial_index"] is not None else latest
+        if visit["compression"] is not True:
+            continue
+        if latest is None:
+            if lower_limb:
+                found.warn(_visit(i), "compression_without_abi", "compression")
+        elif latest < limits.abi_contraindicated_below:
+            found.error(_visit(i), "compression_contraindicated", "compression")
+        elif latest < limits.abi_reduced_below:
+            found.warn(_visit(i), "compression_reduced_abi", "compression")
+
+
+def _wound_vs_assessments(wound: Record, visits: list[Record], found: _Findings) -> None:
+    """Onset not after, and end not before, the first assessment (among assessments without errors)."""
+    sound = [v["assessed_on"] for i, v in enumerate(visits) if found.clean(_visit(i))]
+    first = min((day for day in sound if day is not None), default=None)
+    if first is None:
+        return
+    if wound["onset_date"] is not None and wound["onset_date"] > first:
+        found.error("wound", "onset_after_first_assessment", "onset_date")
+    if wound["end_date"] is not None and wound["end_date"] < first:
+        found.error("wound", "end_before_first_assessment", "end_date")
+
+
+def _date_order(day: dt.date | None) -> tuple[bool, dt.date]:
+    return day is None, day or dt.date.min
+
+
+def _closed(visit: Record) -> bool:
+    return visit["length_cm"] == 0 and visit["width_cm"] == 0
+
+
+def _healed_by(wound: Record, day: dt.date | None) -> bool:
+    """Healed on or before `day`; a healed wound with no end date (or a visit with no date) counts as healed."""
+    if wound["end_reason"] != "healed":
+        return False
+    return wound["end_date"] is None or day is None or not wound["end_date"] > day
