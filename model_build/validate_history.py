@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -57,10 +58,15 @@ class Finding:
 
 @dataclass(frozen=True)
 class HistoryCheck:
-    """Errors (the request is rejected) and clinical-safety warnings (returned alongside the answer)."""
+    """Errors (the request is rejected) and clinical-safety warnings (returned alongside the answer).
+
+    `malformed`: the body is not a wound history at all (its shape is wrong; no row was checked), as opposed
+    to a history whose content breaks the contract: the edge can tell a bad request from an unprocessable one.
+    """
 
     errors: tuple[Finding, ...]
     warnings: tuple[Finding, ...] = ()
+    malformed: bool = False
 
     @property
     def ok(self) -> bool:
@@ -82,7 +88,7 @@ def validate_history(
     """Check one wound history; the extract date (for end_date) defaults to today, as for tables."""
     shape = _shape_errors(request)
     if shape:
-        return HistoryCheck(tuple(shape))
+        return HistoryCheck(tuple(shape), malformed=True)
     found = _Findings(len(request["assessments"]), row_messages(thresholds))
     patient, wound, visits = _parse_sections(request, found)
     _key_rules(patient, wound, visits, found)
@@ -164,7 +170,7 @@ def _shape_errors(request: Any) -> list[Finding]:
     visits = request.get("assessments")
     if visits is None:
         return found
-    if not isinstance(visits, Sequence) or isinstance(visits, str):
+    if not isinstance(visits, Sequence) or isinstance(visits, str | bytes):
         found.append(Finding("bad_type", "assessments", "assessments", "assessments must be a JSON array"))
     elif not visits:
         found.append(Finding("empty_assessments", "assessments", "assessments", "assessments must not be empty"))
@@ -264,9 +270,9 @@ def _key_rules(patient: Record, wound: Record, visits: list[Record], found: _Fin
     for i, visit in enumerate(visits):
         if None not in (visit["wound_key"], wound["wound_key"]) and visit["wound_key"] != wound["wound_key"]:
             found.error(_visit(i), "key_mismatch", "wound_key", "wound_key must equal wound.wound_key")
-    keys = [v["assessment_key"] for v in visits]
-    for i, key in enumerate(keys):
-        if key is not None and keys.count(key) > 1:
+    keys = Counter(v["assessment_key"] for v in visits)
+    for i, visit in enumerate(visits):
+        if visit["assessment_key"] is not None and keys[visit["assessment_key"]] > 1:
             found.error(_visit(i), "duplicate_key", "assessment_key")
 
 
@@ -284,10 +290,10 @@ def _wound_rules(wound: Record, extract_date: dt.date, found: _Findings) -> None
 
 def _assessment_rules(wound: Record, visits: list[Record], limits: SafetyThresholds, found: _Findings) -> None:
     """Consistency and clinical-safety rules of each assessment, using its wound's fields."""
-    days = [v["assessed_on"] for v in visits]
+    days = Counter(v["assessed_on"] for v in visits)
     for i, visit in enumerate(visits):
         _one_assessment(_visit(i), visit, wound, limits, found)
-        if visit["assessed_on"] is not None and days.count(visit["assessed_on"]) > 1:
+        if visit["assessed_on"] is not None and days[visit["assessed_on"]] > 1:
             found.error(_visit(i), "duplicate_visit_day", "assessed_on")
         if _closed(visit) and wound["wound_type"] is not None and not _healed_by(wound, visit["assessed_on"]):
             found.error(_visit(i), "closed_but_not_healed", "length_cm")

@@ -362,7 +362,7 @@ def test_a_field_of_the_wrong_json_type_or_range_is_an_error_at_its_path(rows, s
     # Then that field, and only it, is reported with the rule and its path
     path = "assessments[0]" if section == "assessments" else section
     assert [(f.rule, f.path, f.field) for f in check.errors] == [(rule, f"{path}.{field}", field)]
-    assert not check.ok
+    assert not check.ok and not check.malformed
 
 
 def test_whole_numbers_sent_as_floats_are_accepted_as_ints(rows):
@@ -408,11 +408,13 @@ def test_a_request_of_the_wrong_shape_is_rejected_before_its_rows(rows, breakage
     breakage(request)
     check = validate_history(request, extract_date=EXTRACT_DATE)
     assert [(f.rule, f.path) for f in check.errors] == expected
+    assert check.malformed
 
 
 def test_a_body_that_is_not_an_object_is_rejected():
     check = validate_history(["patient"])  # type: ignore[arg-type]
     assert [(f.rule, f.path) for f in check.errors] == [("bad_type", "")]
+    assert check.malformed
 
 
 def test_more_than_the_maximum_of_assessments_is_rejected_and_the_maximum_is_accepted(rows):
