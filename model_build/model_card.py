@@ -38,6 +38,7 @@ def render_model_card(card: Mapping[str, Any], model: HealingModel, test: Landma
             "Headline metrics (held-out patients, every visit as a landmark)",
             _metrics_table({"overall": evaluation["overall"]}),
         ),
+        _section("Clinical baselines on the same rows", _metrics_table(card.get("baselines") or {})),
         _section("Calibration of P(healed by 12 weeks)", _img(_calibration_plot(evaluation["overall"]))),
         _section("Example trajectories", _img(_trajectory_plot(model, sample))),
         _section(

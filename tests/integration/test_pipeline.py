@@ -110,7 +110,8 @@ def test_clean_extract_registers_a_shadow_model_with_lineage_run_record_and_audi
     bundle = store.get_json(model.artifacts["native_bundle"])
     assert bundle["metadata"]["feature_names"] and "parity" in bundle
     card = store.get_json(model.artifacts["model_card_data"])
-    assert card["dataset_version"] == model.dataset_version and card["evaluation"]["baselines"]
+    assert card["dataset_version"] == model.dataset_version and card["baselines"] and card["evaluation"]["by"]
+    assert store.get_bytes(model.artifacts["model_card"]).startswith(b"<!doctype html>")
     # And the dataset version is the immutable snapshot of exactly the three contract tables
     manifest = store.get_json(snapshot["manifest_key"])
     assert sorted(manifest["tables"]) == ["assessments", "patients", "wounds"]

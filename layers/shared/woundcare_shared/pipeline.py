@@ -98,7 +98,7 @@ class PipelineSettings(Settings):
     drift_alpha: float = Field(default=0.01, gt=0, lt=1)
     drift_max_drifted_share: float = Field(default=0.3, ge=0, le=1)
     drift_wasserstein_min: float = Field(default=0.1, ge=0)
-    drift_js_distance_min: float = Field(default=0.1, ge=0, le=1)
+    drift_js_distance_min: float = Field(default=0.07, ge=0, le=1)
     test_share: float = Field(default=0.25, gt=0, lt=1)
     split_seed: int = 0
     model_max_iter: int = Field(default=300, ge=1)
@@ -501,6 +501,7 @@ def drift_check(request: DriftInput) -> DriftOutput:
     """Compare the clean data with the production model's reference profile; decide whether to retrain."""
     from model_build.drift import DriftThresholds, compare, matured_outcomes, retrain_reasons
     from model_build.features_table import feature_frame
+    from model_build.reports import drift_report_html
 
     svc = services()
     run_id = request.run_id
@@ -545,6 +546,8 @@ def drift_check(request: DriftInput) -> DriftOutput:
             )
             report_key = f"runs/{run_id}/drift/drift.json"
             svc.store.put_json(report_key, result.as_dict() | {"production_version": production.version})
+            html = drift_report_html(result, reference, frame)
+            svc.store.put_bytes(f"runs/{run_id}/drift/drift.html", html.encode("utf-8"))
             out = DriftOutput(
                 production_version=production.version,
                 drift_detected=result.drift_detected,
@@ -788,7 +791,8 @@ def register(request: DatasetInput) -> RegisterOutput:
         prefix = f"models/{version}/"
         artifacts = {"model": prefix + "model.pkl"}
         svc.store.put_bytes(artifacts["model"], svc.store.get_bytes(trained.model_key))
-        artifacts |= _build_native(svc.store, prefix + "native/", model, _get_frame(svc.store, trained.test_key))
+        test_frame = _get_frame(svc.store, trained.test_key)
+        artifacts |= _build_native(svc.store, prefix + "native/", model, test_frame)
         artifacts["reference_profile"] = prefix + "reference_profile.json"
         svc.store.put_json(artifacts["reference_profile"], _reference_profile(svc.store, run_id))
         card = {
@@ -797,9 +801,9 @@ def register(request: DatasetInput) -> RegisterOutput:
             "dataset_version": request.dataset_version,
             "params": trained.params,
             "rows": {"train": trained.train_rows, "test": trained.test_rows},
-            "evaluation": svc.store.get_json(evaluation.report_key),
+            **_card_evaluation(svc.store.get_json(evaluation.report_key)),
         }
-        artifacts |= publish_model_card(svc.store, prefix, card)
+        artifacts |= publish_model_card(svc.store, prefix, card, model, _frame_landmarks(test_frame))
         artifacts["evaluation"] = evaluation.report_key
         artifacts["validation_report"] = f"runs/{run_id}/validation/report.json"
         record = svc.registry.register(
@@ -850,10 +854,25 @@ def _reference_profile(store: ObjectStore, run_id: str) -> dict[str, Any]:
     return reference_profile(frame, matured_outcomes(clean["wounds"], clean["assessments"]))
 
 
-def publish_model_card(store: ObjectStore, prefix: str, card: dict[str, Any]) -> dict[str, str]:
-    """Store the model card's data; the HTML rendering of the card plugs in here (model_build.reports)."""
+def _card_evaluation(report: Mapping[str, Any]) -> dict[str, Any]:
+    """What the model card shows of the evaluation: the candidate's metrics, the baselines and the gates."""
+    return {
+        "evaluation": report["candidate"],
+        "baselines": report["baselines"],
+        "champion_version": report["champion_version"],
+        "gates": report["gates"],
+    }
+
+
+def publish_model_card(
+    store: ObjectStore, prefix: str, card: dict[str, Any], model: HealingModel, test: Landmarks
+) -> dict[str, str]:
+    """Store the model card: its data as JSON and the page a clinical lead reads before approving."""
+    from model_build.model_card import render_model_card
+
     store.put_json(prefix + "card.json", card)
-    return {"model_card_data": prefix + "card.json"}
+    store.put_bytes(prefix + "card.html", render_model_card(card, model, test).encode("utf-8"))
+    return {"model_card_data": prefix + "card.json", "model_card": prefix + "card.html"}
 
 
 def _package_version() -> str:
