@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import math
 import shutil
 import struct
+from array import array
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,6 +213,30 @@ def test_threads_scoring_concurrently_get_their_own_answers(built):
     assert all(answer == expected[i] for result in results for i, answer in result.items())
 
 
+def test_one_batch_call_equals_scoring_row_by_row_and_sklearn(built):
+    # Given rows with NaN, unseen categories and values on the split thresholds, as one flat array
+    estimator, bundle, X, _ = built
+    model = NativeModel.load(bundle)
+    flat = array("d", X.ravel().tolist())
+    # When they are scored in one native call and one call per row
+    batch = np.array(model.predict_batch(flat, len(X), raw_margin=True)).reshape(len(X), -1)
+    by_row = np.array([model.predict_row(row, raw_margin=True) for row in X.tolist()])
+    # Then both are identical and equal scikit-learn's margins
+    np.testing.assert_array_equal(batch, by_row)
+    np.testing.assert_allclose(batch, reference_outputs(estimator, X, raw_margin=True), rtol=0, atol=PARITY_TOLERANCE)
+
+
+def test_native_batch_zeroes_each_rows_output_before_predicting(built):
+    # Given an output buffer full of leftovers from earlier work
+    _, bundle, X, _ = built
+    model = NativeModel.load(bundle)
+    flat = array("d", X[:50].ravel().tolist())
+    out = array("d", [1e6]) * (50 * model.n_outputs)
+    # When the native entry point scores into it, Then the leftovers do not leak into the answers
+    model._score_into(flat, 50, out, raw_margin=False)
+    assert out.tolist() == model.predict_batch(flat, 50)
+
+
 def test_bundle_records_features_outputs_build_and_the_library_checksum(built):
     # Given a bundle
     estimator, bundle, _, case = built
@@ -273,6 +299,57 @@ def test_value_whose_low_word_reads_as_the_missing_flag_is_scored_as_present(hgb
     native = NativeModel.load(bundle).predict_row(present)
     # Then it scores as the present value scikit-learn sees
     assert native[0] == pytest.approx(estimator.predict([present])[0], abs=PARITY_TOLERANCE)
+
+
+def test_batch_scores_the_low_word_edge_value_as_present_among_other_rows(hgb_regressor):
+    # Given rows alternating a present f0 whose low 32 bits are all ones and a missing f0
+    estimator, bundle = hgb_regressor
+    (bits,) = struct.unpack("<Q", struct.pack("<d", 1.0))
+    tricky = struct.unpack("<d", struct.pack("<Q", bits | 0xFFFFFFFF))[0]
+    rows = np.array([[tricky, 0.0, 0.0, 0.0, 1.0], [math.nan, 0.0, 0.0, 0.0, 1.0]] * 3)
+    # When they are scored in one batch
+    native = NativeModel.load(bundle).predict_batch(rows.ravel().tolist(), len(rows))
+    # Then each scores as scikit-learn scores it, the present ones unlike the missing ones
+    np.testing.assert_allclose(native, estimator.predict(rows), rtol=0, atol=PARITY_TOLERANCE)
+    assert native[0] != native[1]
+
+
+def test_batch_with_one_missing_value_is_refused_by_a_model_that_refuses_missing(build):
+    # Given a GradientBoosting bundle and 20 rows, the last with a missing value
+    _, bundle, X, _ = build("gb_binary")
+    values = X[:20].ravel().tolist()
+    values[-1] = None
+    # When they are scored in one batch, Then the batch is refused
+    with pytest.raises(ValueError, match="does not accept missing"):
+        NativeModel.load(bundle).predict_batch(values, 20)
+
+
+def test_batch_whose_length_is_not_rows_times_features_is_refused(hgb_regressor):
+    _, bundle = hgb_regressor
+    with pytest.raises(ValueError, match="expected 2 rows of 5 feature values, got 9 values"):
+        NativeModel.load(bundle).predict_batch([0.0] * 9, 2)
+
+
+def test_native_batch_refuses_a_row_width_other_than_the_librarys(hgb_regressor):
+    # Given the library's batch entry point called directly with 4 columns for a 5-feature model
+    _, bundle = hgb_regressor
+    model = NativeModel.load(bundle)
+    flat, out = array("d", [0.0] * 8), array("d", [0.0] * 2)
+    # When it runs, Then it returns its bad-shape code without reading the rows
+    as_doubles = [(ctypes.c_double * len(a)).from_buffer(a) for a in (flat, out)]
+    status = model._batch(as_doubles[0], 2, 4, 0, 0, 1, model._columns, as_doubles[1])
+    assert status == 2 and out.tolist() == [0.0, 0.0]
+
+
+def test_bundle_of_an_older_format_is_refused(hgb_regressor, tmp_path):
+    # Given a bundle.json of format 1 (its library has no batch entry point)
+    bundle = shutil.copytree(hgb_regressor[1], tmp_path / "bundle")
+    spec = json.loads((bundle / BUNDLE_JSON).read_text())
+    spec["format"] = 1
+    (bundle / BUNDLE_JSON).write_text(json.dumps(spec))
+    # When it is loaded, Then it is refused with the format named
+    with pytest.raises(BundleError, match="unsupported bundle format 1"):
+        NativeModel.load(bundle)
 
 
 def test_none_and_nan_both_mean_missing(hgb_regressor):

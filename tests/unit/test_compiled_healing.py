@@ -39,3 +39,16 @@ def test_a_served_history_scores_identically_on_both_paths(trained):
     for wound_key in rows.ids["wound_key"].drop_duplicates().iloc[:20]:
         served = history_features(*wound_history(clean, wound_key))
         assert np.max(np.abs(np.asarray(compiled.margins(served)) - np.asarray(model.margins(served)))) <= 1e-9
+
+
+def test_many_rows_in_one_call_equal_each_row_scored_alone(trained):
+    # Given 40 feature rows, some with missing values and unseen categories
+    _, rows, _, compiled = trained
+    sample = [{k: (None if v != v else v) for k, v in r.items()} for r in rows.X.iloc[:40].to_dict("records")]
+    sample[3] = sample[3] | {"primary_dressing": "never_seen_before", "periwound": None}
+    # When they are scored together (one native call) and one by one
+    together = compiled.margins(sample)
+    alone = [compiled.margins([row])[0] for row in sample]
+    # Then every row's interval margins are the same either way, and no rows means no margins
+    assert together == alone and len(together) == 40 and {len(m) for m in together} == {len(compiled.edges) - 1}
+    assert compiled.margins([]) == []
