@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import getpass
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -177,6 +178,21 @@ def cmd_registry_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_registry_promote(args: argparse.Namespace) -> int:
+    """Approve a shadow model (or roll back to an archived one) into production, with who and why in the audit log."""
+    from woundcare_shared.promotion import approve, rollback
+    from woundcare_shared.registry import RegistryError
+
+    move = approve if args.command_name == "approve" else rollback
+    try:
+        record = move(args.version, args.by, args.reason)
+    except (RegistryError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{record.version} is now in production ({args.command_name} by {args.by}: {args.reason})")
+    return 0
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     """Check the audit log's hash chain; exit 1 and list the problems if it was tampered with."""
     from woundcare_shared.audit import get_audit_log
@@ -225,6 +241,14 @@ def build_parser() -> argparse.ArgumentParser:
     show = registry.add_parser("show", help="show one model version")
     show.add_argument("version")
     show.set_defaults(func=cmd_registry_show)
+
+    for name, help_text in (("approve", "approve a shadow model into production"),
+                            ("rollback", "bring an archived model back into production")):  # fmt: skip
+        move = registry.add_parser(name, help=help_text)
+        move.add_argument("version")
+        move.add_argument("--reason", required=True, help="why (kept in the audit log)")
+        move.add_argument("--by", default=getpass.getuser(), help="who decides (default: the local user)")
+        move.set_defaults(func=cmd_registry_promote, command_name=name)
 
     audit = sub.add_parser("audit", help="check the audit log").add_subparsers(
         dest="audit_command", required=True, metavar="ACTION"
