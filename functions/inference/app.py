@@ -1,0 +1,59 @@
+"""The inference API: thin Chalice routes over woundcare_shared.serving, where the logic lives.
+
+Powertools plugs in as Chalice middleware: Logger (correlation id = API Gateway request id; the event is never
+logged), Metrics (EMF), Tracer (responses and errors are not recorded: they hold clinical data).
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.logging import correlation_paths
+from chalice import Chalice, ConvertToMiddleware, Response
+
+from woundcare_shared import serving
+from woundcare_shared.observability import logger, metrics, tracer
+
+app = Chalice(app_name="woundcare-inference")
+app.register_middleware(
+    ConvertToMiddleware(
+        logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
+    )
+)
+app.register_middleware(ConvertToMiddleware(metrics.log_metrics))
+app.register_middleware(ConvertToMiddleware(tracer.capture_lambda_handler(capture_response=False, capture_error=False)))
+
+serving.get_server()  # cold start: configuration, services, and the models loaded and checksum-verified
+
+
+def _request_id() -> str:
+    # API Gateway's request id; Chalice's local server sets none, so the Lambda request id stands in.
+    return app.current_request.context.get("requestId") or app.lambda_context.aws_request_id
+
+
+def _respond(reply: serving.Reply) -> Response:
+    return Response(body=reply.body, status_code=reply.status, headers={"Content-Type": "application/json"})
+
+
+@app.route("/v1/assessments/derive", methods=["POST"])
+def derive() -> Response:
+    return _respond(serving.get_server().derive(app.current_request.raw_body, _request_id()))
+
+
+@app.route("/v1/predictions", methods=["POST"])
+def predict() -> Response:
+    return _respond(serving.get_server().predict(app.current_request.raw_body, _request_id()))
+
+
+@app.route("/v1/outcomes", methods=["POST"])
+def record_outcome() -> Response:
+    actor = serving.caller(app.current_request.context.get("identity"))
+    return _respond(serving.get_server().record_outcome(app.current_request.raw_body, _request_id(), actor))
+
+
+@app.route("/v1/model", methods=["GET"])
+def model() -> Response:
+    return _respond(serving.get_server().model_info())
+
+
+@app.route("/health", methods=["GET"])
+def health() -> Response:
+    return _respond(serving.get_server().health())

@@ -1,0 +1,597 @@
+"""The inference API's logic: models per registry status loaded from the store (checksum-verified, cached per
+process), shadow handling, prediction capture, outcome recording and the mapping of every failure to an HTTP reply.
+
+The Chalice routes in functions/inference/app.py only hand a request's bytes here and turn a `Reply` into a
+response; nothing here imports chalice. The inference path imports no pandas, numpy, scipy or scikit-learn: the
+scorer is the stdlib ctypes one (woundcare_scoring), and model_build's per-history modules are pure Python.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import shutil
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
+
+from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import Field, ValidationError, field_validator
+
+from model_build.costs import CostCatalog, load_catalog
+from model_build.derive import derive_history
+from model_build.features import history_features
+from model_build.predict import OptionsRequest, Scorer, predict_history
+from model_build.recommend import OBJECTIVES, RuleTable, load_rules
+from model_build.rules import EARLIEST_DATE, ISO_DATE
+from model_build.schema import END_REASONS
+from model_build.validate_history import HistoryCheck, typed_history, validate_history
+from woundcare_scoring.healing import CompiledHealingModel
+from woundcare_scoring.native import BundleError
+from woundcare_shared.audit import AuditLog, open_audit_log
+from woundcare_shared.observability import logger, metrics
+from woundcare_shared.registry import PRODUCTION, SHADOW, ModelVersion, Registry, open_registry
+from woundcare_shared.settings import ConfigurationError, Settings
+from woundcare_shared.storage import ObjectNotFoundError, ObjectStore, open_store
+
+API_VERSION = "v1"
+ACTOR = "inference-api"
+CAPTURE_KIND = "prediction"  # the log subscription's filter: { $.capture = "prediction" }
+CAPTURE_SCHEMA = 1
+HISTORY_SECTIONS = ("patient", "wound", "assessments")
+OPTION_LIMITS = {"horizon_weeks": (12, 104), "min_p_healed_12w": (0.0, 1.0)}  # a horizon must cover 12 weeks
+OUTCOME_FIELDS = ("client_key", "wound_key", "end_reason", "end_date")
+OUTCOME_REASONS = tuple(r for r in END_REASONS if r != "open")  # an outcome ends the wound's course
+CLIENT_KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_VERSION_DIR = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+
+
+# --- configuration ----------------------------------------------------------------------------------------
+
+
+class ServingSettings(Settings):
+    """The inference function's WOUNDCARE_* settings on top of the service locations."""
+
+    # log:// writes one JSON line to stdout (a CloudWatch Logs subscription ships it to Firehose → S3);
+    # file:///abs/path.jsonl appends to a local file (embedded runtime). Default: <home>/captures/predictions.jsonl.
+    capture_url: str = ""
+    max_body_bytes: int = Field(1_048_576, ge=1024)  # API Gateway's own limit is 10 MB
+    model_refresh_seconds: float = Field(300.0, ge=0)  # how often a warm instance re-reads the registry
+    model_cache_dir: Path | None = None  # default <home>/serving-models (Lambda: /tmp)
+
+    @field_validator("capture_url")
+    @classmethod
+    def _check_capture(cls, url: str) -> str:
+        if url and url != "log://" and not (url.startswith("file:///") and len(url) > len("file:///")):
+            raise ValueError("must be log:// or file:///absolute/path.jsonl")
+        return url
+
+    def capture_target(self) -> str:
+        return self.capture_url or f"file://{self.home / 'captures' / 'predictions.jsonl'}"
+
+    def cache_dir(self) -> Path:
+        return self.model_cache_dir or self.home / "serving-models"
+
+
+def load_serving_settings() -> ServingSettings:
+    """Parse the environment now; raises ConfigurationError naming each bad variable."""
+    try:
+        return ServingSettings()
+    except ValidationError as error:
+        problems = [f"WOUNDCARE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors()]
+        raise ConfigurationError("invalid woundcare serving configuration: " + "; ".join(problems)) from None
+
+
+# --- replies and errors -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the API answers: a status code and a JSON body."""
+
+    status: int
+    body: dict[str, Any]
+
+
+class ApiError(Exception):
+    """A request the API refuses: status, machine-readable code, and findings by path (never a value)."""
+
+    def __init__(self, status: int, code: str, message: str, errors: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.errors = status, code, message, errors or []
+
+    def reply(self, request_id: str) -> Reply:
+        body = {"code": self.code, "message": self.message, "errors": self.errors, "request_id": request_id}
+        return Reply(self.status, body)
+
+
+def _finding(code: str, path: str, message: str) -> dict[str, str]:
+    return {"code": code, "path": path, "field": path.rpartition(".")[2], "message": message}
+
+
+def _findings(check: HistoryCheck, warnings: bool = False) -> list[dict[str, str]]:
+    return [_finding(f.rule, f.path, f.message) for f in (check.warnings if warnings else check.errors)]
+
+
+def parse_body(body: bytes | None, limit: int) -> dict[str, Any]:
+    """The request body as a JSON object, or ApiError 413 (too large) / 400 (not JSON, not an object)."""
+    raw = body or b""
+    if len(raw) > limit:
+        raise ApiError(413, "payload_too_large", f"the body exceeds {limit} bytes")
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+        raise ApiError(400, "malformed_json", "the body is not valid UTF-8 JSON") from None
+    if not isinstance(value, dict):
+        raise ApiError(400, "bad_type", "the body must be a JSON object", [_finding("bad_type", "", "not an object")])
+    return value
+
+
+def parse_options(raw: Any) -> OptionsRequest:
+    """The optional `options` object of a prediction request (objective, horizon, floor on P(healed by 12 w))."""
+    if raw is None:
+        return OptionsRequest()
+    if not isinstance(raw, dict):
+        error = _finding("bad_type", "options", "options must be an object")
+        raise ApiError(422, "invalid_options", "the options are invalid", [error])
+    errors = [_finding("unknown_field", f"options.{k}", "not an option") for k in raw if k not in _OPTION_TYPES]
+    values = {}
+    for name, kinds in _OPTION_TYPES.items():
+        if raw.get(name) is None:
+            continue
+        value = raw[name]
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            errors.append(_finding("bad_type", f"options.{name}", f"{name} has the wrong JSON type"))
+        elif name == "objective" and value not in OBJECTIVES:
+            errors.append(_finding("bad_enum", "options.objective", f"objective is one of {', '.join(OBJECTIVES)}"))
+        elif name in OPTION_LIMITS and not OPTION_LIMITS[name][0] <= value <= OPTION_LIMITS[name][1]:
+            low, high = OPTION_LIMITS[name]
+            errors.append(_finding("out_of_range", f"options.{name}", f"{name} must lie in [{low}, {high}]"))
+        else:
+            values[name] = value
+    if errors:
+        raise ApiError(422, "invalid_options", "the options are invalid", errors)
+    return OptionsRequest(**values)
+
+
+_OPTION_TYPES: dict[str, type | tuple[type, ...]] = {
+    "objective": str,
+    "horizon_weeks": int,
+    "min_p_healed_12w": (int, float),
+}
+
+
+def checked_history(request: Mapping[str, Any]) -> tuple[HistoryCheck, tuple[dict, dict, list[dict]]]:
+    """Validate the history part of a request; ApiError 422 with every finding when it breaks the contract."""
+    check = validate_history({k: v for k, v in request.items() if k != "options"})
+    if not check.ok:
+        raise ApiError(422, "invalid_history", "the wound history breaks the EHR extract contract", _findings(check))
+    return check, typed_history({k: request[k] for k in HISTORY_SECTIONS})
+
+
+# --- models -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A registered model ready to score, with the registry record it was loaded from."""
+
+    record: ModelVersion
+    scorer: Scorer
+
+
+Loader = Callable[[ModelVersion, ObjectStore, Path], Scorer]
+
+
+def load_compiled(record: ModelVersion, store: ObjectStore, cache_dir: Path) -> Scorer:
+    """The version's native bundle, fetched once into `cache_dir/<version>/` and checksum-verified on load.
+
+    Each version has its own directory: dlopen keeps one library per path for the life of the process.
+    """
+    if not _VERSION_DIR.fullmatch(record.version):
+        raise BundleError("model version id is not a safe directory name")
+    target = cache_dir / record.version
+    if not target.is_dir():
+        prefix = record.artifacts["native_bundle"].rpartition("/")[0] + "/"
+        staging = cache_dir / f".{record.version}.{uuid.uuid4().hex}"
+        try:
+            for key in store.list(prefix):
+                store.get_file(key, staging / key[len(prefix) :])
+            staging.rename(target)  # atomic: a racing process finds a complete directory or none
+        except OSError:
+            if not target.is_dir():
+                raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    compiled = CompiledHealingModel.load(target, verify=True)
+    return Scorer(record.version, compiled.margins, compiled.meta)
+
+
+@dataclass(frozen=True)
+class Models:
+    """The production and shadow models this process serves, and when the registry was read."""
+
+    production: LoadedModel | None
+    shadow: LoadedModel | None
+    read_at: float
+
+    def versions(self) -> dict[str, str | None]:
+        return {s: (m.record.version if m else None) for s, m in ((PRODUCTION, self.production), (SHADOW, self.shadow))}
+
+
+def load_models(
+    registry: Registry,
+    store: ObjectStore,
+    cache_dir: Path,
+    loader: Loader = load_compiled,
+    previous: Models | None = None,
+) -> Models:
+    """Current production and shadow models; an unchanged version is reused, a broken one is left out (logged)."""
+    loaded: dict[str, LoadedModel | None] = {}
+    for status in (PRODUCTION, SHADOW):
+        record = registry.current(status)
+        kept = getattr(previous, status, None) if previous else None
+        if record is None:
+            loaded[status] = None
+        elif kept is not None and kept.record.version == record.version:
+            loaded[status] = kept
+        else:
+            loaded[status] = _load_one(record, store, cache_dir, loader)
+    return Models(loaded[PRODUCTION], loaded[SHADOW], time.monotonic())
+
+
+def _load_one(record: ModelVersion, store: ObjectStore, cache_dir: Path, loader: Loader) -> LoadedModel | None:
+    try:
+        return LoadedModel(record, loader(record, store, cache_dir))
+    except (BundleError, ObjectNotFoundError, KeyError, OSError) as error:
+        logger.error("model not loaded", extra={"model_version": record.version, "error": type(error).__name__})
+        metrics.add_metric(name="ModelLoadFailures", unit=MetricUnit.Count, value=1)
+        return None
+
+
+# --- prediction capture -----------------------------------------------------------------------------------
+
+
+class CaptureSink(Protocol):
+    def write(self, record: Mapping[str, Any]) -> None: ...
+
+
+class LogLineCapture:
+    """One JSON line on stdout per prediction: Lambda ships stdout to CloudWatch Logs, no AWS call here."""
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        sys.stdout.write(json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n")
+        sys.stdout.flush()
+
+
+class JsonlFileCapture:
+    """One JSON line per prediction appended to a local file (the embedded runtime's stand-in for Firehose → S3)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        line = json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n"
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(line)
+
+
+def open_capture(target: str) -> CaptureSink:
+    return LogLineCapture() if target == "log://" else JsonlFileCapture(Path(target.removeprefix("file://")))
+
+
+def capture_record(
+    request_id: str,
+    wound: Mapping[str, Any],
+    features: Mapping[str, Any],
+    ask: OptionsRequest,
+    models: Models,
+    served: str | None,
+    outputs: Mapping[str, Mapping[str, Any]],
+) -> dict[str, Any]:
+    """The PHI-free record of one prediction: ids, versions, the pseudonymous wound key, features, outputs."""
+    return {
+        "capture": CAPTURE_KIND,
+        "schema": CAPTURE_SCHEMA,
+        "request_id": request_id,
+        "time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+        "wound_key": wound["wound_key"],
+        "models": models.versions(),
+        "served_version": served,
+        "options": {
+            "objective": ask.objective,
+            "horizon_weeks": ask.horizon_weeks,
+            "min_p_healed_12w": ask.min_p_healed_12w,
+        },
+        "features": dict(features),
+        "outputs": {version: _summary(answer) for version, answer in outputs.items()},
+    }
+
+
+def _summary(answer: Mapping[str, Any]) -> dict[str, Any]:
+    prediction, options = answer.get("prediction") or {}, answer.get("options") or {}
+    return {
+        "status": answer["status"],
+        "median_weeks": prediction.get("median_weeks"),
+        "p_healed_by_week": prediction.get("p_healed_by_week"),
+        "recommended": options.get("recommended"),
+        "progress_score": (answer["progress"].get("visits") or [{}])[-1].get("progress_score"),
+    }
+
+
+# --- the service ------------------------------------------------------------------------------------------
+
+WITHHELD = {
+    "model_in_shadow": "the only model is in shadow evaluation: it is scored and recorded, not shown, "
+    "until a named approver promotes it to production",
+    "no_model": "no model is available for serving yet",
+}
+
+
+@dataclass
+class Server:
+    """Everything one API process holds: settings, services, the loaded models, the catalog and rule table."""
+
+    settings: ServingSettings
+    store: ObjectStore
+    registry: Registry
+    audit: AuditLog
+    capture: CaptureSink
+    catalog: CostCatalog
+    rules: RuleTable
+    loader: Loader = load_compiled
+    models: Models = field(init=False)
+    _refresh: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def __post_init__(self) -> None:
+        self.settings.cache_dir().mkdir(parents=True, exist_ok=True)
+        self.models = load_models(self.registry, self.store, self.settings.cache_dir(), self.loader)
+        logger.info("models loaded", extra={"models": self.models.versions()})
+
+    def current_models(self) -> Models:
+        """The loaded models, re-read from the registry once `model_refresh_seconds` have passed."""
+        models = self.models
+        if time.monotonic() - models.read_at < self.settings.model_refresh_seconds:
+            return models
+        with self._refresh:
+            if self.models is models:
+                try:
+                    self.models = load_models(
+                        self.registry, self.store, self.settings.cache_dir(), self.loader, previous=models
+                    )
+                except Exception as error:  # a registry outage keeps the models already loaded
+                    logger.warning(
+                        "registry not read; serving the loaded models", extra={"error": type(error).__name__}
+                    )
+        return self.models
+
+    # --- routes' logic ---
+
+    def derive(self, body: bytes | None, request_id: str) -> Reply:
+        """Validation findings and auto-calculated fields for the last assessment of a history (the EHR form)."""
+        return self._answer(request_id, lambda: self._derive(parse_body(body, self.settings.max_body_bytes)))
+
+    def predict(self, body: bytes | None, request_id: str) -> Reply:
+        """Derived fields, and the production model's prediction, trajectory, progress and options."""
+        return self._answer(
+            request_id, lambda: self._predict(parse_body(body, self.settings.max_body_bytes), request_id)
+        )
+
+    def record_outcome(self, body: bytes | None, request_id: str, actor: str) -> Reply:
+        """Store a wound's end once per client key (a retry gets the first answer back) and audit it."""
+        return self._answer(
+            request_id, lambda: self._outcome(parse_body(body, self.settings.max_body_bytes), request_id, actor)
+        )
+
+    def model_info(self) -> Reply:
+        """The models served: versions, headline metrics, where the model card is."""
+        models = self.current_models()
+        return Reply(
+            200,
+            {
+                "api_version": API_VERSION,
+                PRODUCTION: self._describe(models.production),
+                SHADOW: self._describe(models.shadow),
+            },
+        )
+
+    def health(self) -> Reply:
+        return Reply(200, {"status": "ok", "api_version": API_VERSION, "models": self.models.versions()})
+
+    # --- internals ---
+
+    def _answer(self, request_id: str, work: Callable[[], Reply]) -> Reply:
+        try:
+            reply = work()
+        except ApiError as error:
+            logger.info(
+                "request refused",
+                extra={"code": error.code, "status": error.status, "paths": [e["path"] for e in error.errors]},
+            )
+            metrics.add_metric(name="ValidationFailures", unit=MetricUnit.Count, value=1)
+            return error.reply(request_id)
+        return Reply(reply.status, {**reply.body, "request_id": request_id})
+
+    def _derive(self, request: dict[str, Any]) -> Reply:
+        check = validate_history(request)
+        if not check.ok:
+            body = {"ok": False, "errors": _findings(check), "warnings": _findings(check, True), "derived": None}
+            return Reply(200, {"api_version": API_VERSION, **body})
+        _, wound, assessments = typed_history(request)
+        last = assessments[-1]["assessment_key"]
+        derived = next(row for row in derive_history(wound, assessments) if row["assessment_key"] == last)
+        body = {"ok": True, "errors": [], "warnings": _findings(check, True), "derived": derived}
+        return Reply(200, {"api_version": API_VERSION, **body})
+
+    def _predict(self, request: dict[str, Any], request_id: str) -> Reply:
+        started = time.perf_counter()
+        unknown = [k for k in request if k not in (*HISTORY_SECTIONS, "options")]
+        if unknown:
+            errors = [_finding("unknown_field", str(k), "not a field of a prediction request") for k in unknown]
+            raise ApiError(422, "invalid_request", "the request holds unknown fields", errors)
+        ask = parse_options(request.get("options"))
+        check, (patient, wound, assessments) = checked_history(request)
+        models = self.current_models()
+        outputs = {
+            m.record.version: predict_history(patient, wound, assessments, m.scorer, self.catalog, self.rules, ask)
+            for m in (models.production, models.shadow)
+            if m is not None
+        }
+        served = models.production.record.version if models.production else None
+        withheld = None if served else ("model_in_shadow" if models.shadow else "no_model")
+        if outputs:
+            features = history_features(patient, wound, assessments)[-1]
+            self.capture.write(capture_record(request_id, wound, features, ask, models, served, outputs))
+        self._count(models, served, withheld, time.perf_counter() - started)
+        body = {
+            "api_version": API_VERSION,
+            "wound_key": wound["wound_key"],
+            "model": {"version": served, "status": PRODUCTION} if served else None,
+            "derived": derive_history(wound, assessments),
+            "warnings": _findings(check, True),
+            "clinical_output": outputs[served] if served else None,
+            "withheld": {"code": withheld, "reason": WITHHELD[withheld]} if withheld else None,
+        }
+        return Reply(200, body)
+
+    def _count(self, models: Models, served: str | None, withheld: str | None, seconds: float) -> None:
+        metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="PredictionLatency", unit=MetricUnit.Milliseconds, value=seconds * 1000)
+        metrics.add_metric(name="WithheldPredictions", unit=MetricUnit.Count, value=int(withheld is not None))
+        metrics.add_metadata(key="model_versions", value=models.versions())
+        logger.info(
+            "prediction served",
+            extra={
+                "model_version": served,
+                "withheld": withheld,
+                "models": models.versions(),
+                "latency_ms": round(seconds * 1000, 2),
+            },
+        )
+
+    def _outcome(self, request: dict[str, Any], request_id: str, actor: str) -> Reply:
+        outcome = parse_outcome(request)
+        key = f"outcomes/{hashlib.sha256(outcome['client_key'].encode()).hexdigest()}.json"
+        record = {
+            **outcome,
+            "recorded_at": dt.datetime.now(dt.UTC).isoformat(),
+            "request_id": request_id,
+            "recorded_by": actor,
+        }
+        data = json.dumps(record, sort_keys=True, indent=2).encode()
+        if not self.store.put_if_absent(key, data):
+            first = self.store.get_json(key)
+            if any(first[name] != outcome[name] for name in OUTCOME_FIELDS):
+                raise ApiError(
+                    409,
+                    "client_key_reused",
+                    "this client_key was used for a different outcome",
+                    [_finding("conflict", "client_key", "already recorded with other values")],
+                )
+            return Reply(200, {"api_version": API_VERSION, "recorded": False, "outcome": first})
+        self.audit.append(
+            actor,
+            "outcome.record",
+            outcome["wound_key"],
+            "wound end reported by the EHR",
+            {"end_reason": outcome["end_reason"], "object_key": key, "request_id": request_id},
+        )
+        metrics.add_metric(name="OutcomesRecorded", unit=MetricUnit.Count, value=1)
+        return Reply(201, {"api_version": API_VERSION, "recorded": True, "outcome": record})
+
+    def _describe(self, model: LoadedModel | None) -> dict[str, Any] | None:
+        if model is None:
+            return None
+        record = model.record
+        cards = {name: self.store.uri(key) for name, key in record.artifacts.items() if name.startswith("model_card")}
+        return {
+            "version": record.version,
+            "status": record.status,
+            "created_at": record.created_at,
+            "dataset_version": record.dataset_version,
+            "code_version": record.code_version,
+            "metrics": record.metrics.get("candidate") or {},
+            "model_card": cards,
+        }
+
+
+def parse_outcome(request: Mapping[str, Any]) -> dict[str, str]:
+    """The outcome fields of a POST /v1/outcomes body, or ApiError 422 naming each bad field."""
+    errors = [
+        _finding("unknown_field", str(k), "not a field of an outcome") for k in request if k not in OUTCOME_FIELDS
+    ]
+    for name in OUTCOME_FIELDS:
+        value = request.get(name)
+        if value is None:
+            errors.append(_finding("missing_required", name, f"{name} is required"))
+        elif not isinstance(value, str):
+            errors.append(_finding("bad_type", name, f"{name} must be a string"))
+    if not errors:
+        errors += _outcome_rules(request)
+    if errors:
+        raise ApiError(422, "invalid_outcome", "the outcome is invalid", errors)
+    return {name: request[name] for name in OUTCOME_FIELDS}
+
+
+def _outcome_rules(request: Mapping[str, Any]) -> list[dict[str, str]]:
+    errors = []
+    if not CLIENT_KEY.fullmatch(request["client_key"]):
+        errors.append(_finding("bad_format", "client_key", "1-128 characters of A-Z a-z 0-9 . _ : -"))
+    if not request["wound_key"].strip() or len(request["wound_key"]) > 128:
+        errors.append(_finding("bad_format", "wound_key", "a non-blank key of at most 128 characters"))
+    if request["end_reason"] not in OUTCOME_REASONS:
+        errors.append(_finding("bad_enum", "end_reason", f"end_reason is one of {', '.join(OUTCOME_REASONS)}"))
+    day = _iso_date(request["end_date"])
+    if day is None or not EARLIEST_DATE <= day <= dt.date.today():
+        errors.append(_finding("bad_date", "end_date", "an ISO date YYYY-MM-DD, not in the future"))
+    return errors
+
+
+def _iso_date(text: str) -> dt.date | None:
+    if not re.match(ISO_DATE, text, re.ASCII):
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+# --- process-wide instance --------------------------------------------------------------------------------
+
+
+def start(loader: Loader = load_compiled) -> Server:
+    """Read the configuration, open the services and load the models (the Lambda cold start)."""
+    settings = load_serving_settings()
+    return Server(
+        settings=settings,
+        store=open_store(settings.store_url),
+        registry=open_registry(settings.registry_url),
+        audit=open_audit_log(settings.audit_url),
+        capture=open_capture(settings.capture_target()),
+        catalog=load_catalog(),
+        rules=load_rules(),
+        loader=loader,
+    )
+
+
+@lru_cache(maxsize=1)
+def get_server() -> Server:
+    """The process's server, started on first use; tests clear it with `get_server.cache_clear()`."""
+    return start()
+
+
+def caller(identity: Mapping[str, Any] | None) -> str:
+    """Who called, for the audit log: the IAM principal API Gateway verified (SigV4), else the API itself."""
+    identity = identity or {}
+    return str(identity.get("userArn") or identity.get("caller") or ACTOR)

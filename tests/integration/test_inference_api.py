@@ -1,0 +1,399 @@
+"""The inference API end to end: Chalice's test client and real API Gateway proxy events routed by the template's
+paths, over a registry and store built here (a small model compiled, uploaded, registered in shadow or production).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import logging
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from chalice.test import Client
+from woundcare_testing import wound_history
+
+from model_build.costs import load_catalog
+from model_build.predict import OptionsRequest, Scorer, predict_history
+from model_build.recommend import load_rules
+from woundcare_scoring.healing import CompiledHealingModel
+from woundcare_shared import serving
+from woundcare_shared.audit import open_audit_log
+from woundcare_shared.embedded import parse_cfn_yaml
+from woundcare_shared.registry import PRODUCTION, SHADOW, open_registry, version_id
+from woundcare_shared.storage import open_store
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = ROOT / "functions" / "inference" / "app.py"
+TEMPLATE = ROOT / "functions" / "inference" / "template-inference.yaml"  # template.yaml once merged
+JSON = {"Content-Type": "application/json"}
+
+
+def _register(home: Path, bundle: Path, run_id: str, status: str = SHADOW) -> str:
+    """Upload a compiled bundle under models/<version>/native/ and register it as the pipeline does."""
+    store, registry = open_store(f"file://{home / 'store'}"), open_registry(f"sqlite://{home / 'woundcare.db'}")
+    version = version_id(run_id)
+    for path in sorted(bundle.iterdir()):
+        store.put_file(f"models/{version}/native/{path.name}", path)
+    store.put_json(f"models/{version}/card.json", {"model_version": version})
+    artifacts = {
+        "native_bundle": f"models/{version}/native/bundle.json",
+        "native_model": f"models/{version}/native/model.so",
+        "model_card_data": f"models/{version}/card.json",
+    }
+    registry.register(run_id=run_id, created_by="test", dataset_version="ds-1", code_version="test",
+                      parameters={}, metrics={"candidate": {"harrell_c": 0.71}}, artifacts=artifacts,
+                      status=SHADOW, reason="passed the quality gates")  # fmt: skip
+    if status == PRODUCTION:
+        registry.transition(version, SHADOW, PRODUCTION, "clinical-lead", "live evidence reviewed")
+    return version
+
+
+def _start(monkeypatch: pytest.MonkeyPatch, home: Path, capture: str | None = None):
+    """Point the process at `home`, start a fresh server and (re)import the app: a cold start."""
+    monkeypatch.setenv("WOUNDCARE_HOME", str(home))
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    if capture:
+        monkeypatch.setenv("WOUNDCARE_CAPTURE_URL", capture)
+    serving.get_server.cache_clear()
+    spec = importlib.util.spec_from_file_location("inference_app", APP)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.app
+
+
+def _captures(home: Path) -> list[dict]:
+    path = home / "captures" / "predictions.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.fixture(scope="module")
+def history(small_cohort):
+    """An open wound's first two visits as the EHR sends them."""
+    _, clean, rows = small_cohort
+    patient, wound, visits = wound_history(clean, rows.ids["wound_key"].iloc[0])
+    return {"patient": patient, "wound": {**wound, "end_date": None, "end_reason": None}, "assessments": visits[:2]}
+
+
+@pytest.fixture
+def shadow_only(tmp_path, monkeypatch, small_bundle):
+    version = _register(tmp_path, small_bundle, "run-shadow")
+    return _start(monkeypatch, tmp_path), tmp_path, version
+
+
+@pytest.fixture
+def production_and_shadow(tmp_path, monkeypatch, small_bundle):
+    production = _register(tmp_path, small_bundle, "run-prod", PRODUCTION)
+    shadow = _register(tmp_path, small_bundle, "run-challenger")
+    return _start(monkeypatch, tmp_path), tmp_path, production, shadow
+
+
+def _post(app, path: str, body) -> SimpleNamespace:
+    with Client(app) as client:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return client.http.post(path, headers=JSON, body=raw)
+
+
+# --- shadow and production ---------------------------------------------------------------------------------
+
+
+def test_a_shadow_only_model_is_scored_and_captured_but_its_clinical_output_withheld(shadow_only, history):
+    # Given the only registered model is in shadow
+    app, home, version = shadow_only
+    # When the EHR asks for a prediction
+    response = _post(app, "/v1/predictions", history)
+    # Then it gets 200 with the derived fields, no clinical output, and the reason
+    body = response.json_body
+    assert response.status_code == 200
+    assert body["clinical_output"] is None and body["model"] is None
+    assert body["withheld"]["code"] == "model_in_shadow" and "shadow" in body["withheld"]["reason"]
+    assert [row["assessment_key"] for row in body["derived"]] == [a["assessment_key"] for a in history["assessments"]]
+    # And the shadow model was still scored and its answer captured
+    (record,) = _captures(home)
+    assert record["models"] == {"production": None, "shadow": version} and record["served_version"] is None
+    assert record["outputs"][version]["status"] == "open" and record["request_id"] == body["request_id"]
+
+
+def test_with_a_production_model_the_answer_is_production_and_the_shadow_is_only_captured(
+    production_and_shadow, history, small_bundle
+):
+    # Given a production model and a shadow challenger
+    app, home, production, shadow = production_and_shadow
+    ask = {"objective": "cheapest", "horizon_weeks": 26, "min_p_healed_12w": 0.1}
+    # When the EHR asks for a prediction with options
+    response = _post(app, "/v1/predictions", {**history, "options": ask})
+    # Then the answer is the production model's, exactly as predict_history gives it
+    body = response.json_body
+    assert response.status_code == 200 and body["withheld"] is None
+    assert body["model"] == {"version": production, "status": "production"}
+    compiled = CompiledHealingModel.load(small_bundle)
+    patient, wound, visits = history["patient"], {**history["wound"], "end_reason": "open"}, history["assessments"]
+    expected = predict_history(patient, wound, visits, Scorer(production, compiled.margins, compiled.meta),
+                               load_catalog(), load_rules(), OptionsRequest(**ask))  # fmt: skip
+    assert body["clinical_output"] == json.loads(json.dumps(expected))
+    assert body["clinical_output"]["options"]["objective"] == "cheapest"
+    # And the shadow model's answer is captured but appears nowhere in the response
+    assert shadow not in response.body.decode()
+    (record,) = _captures(home)
+    assert set(record["outputs"]) == {production, shadow} and record["served_version"] == production
+
+
+def test_model_route_names_the_versions_their_metrics_and_the_model_card(production_and_shadow):
+    app, _, production, shadow = production_and_shadow
+    with Client(app) as client:
+        body = client.http.get("/v1/model").json_body
+        health = client.http.get("/health").json_body
+    assert body["production"]["version"] == production and body["shadow"]["version"] == shadow
+    assert body["production"]["metrics"] == {"harrell_c": 0.71}
+    assert body["production"]["model_card"]["model_card_data"].endswith(f"models/{production}/card.json")
+    assert health["status"] == "ok" and health["models"] == {"production": production, "shadow": shadow}
+
+
+def test_a_bundle_altered_in_the_store_is_refused_at_load_and_nothing_is_served(tmp_path, monkeypatch, small_bundle):
+    # Given a production model whose library was altered in the store after it was built
+    version = _register(tmp_path, small_bundle, "run-tampered", PRODUCTION)
+    library = tmp_path / "store" / "models" / version / "native" / "model.so"
+    library.write_bytes(library.read_bytes() + b"\0")
+    # When the API starts and is asked for a prediction
+    app = _start(monkeypatch, tmp_path)
+    with Client(app) as client:
+        health = client.http.get("/health").json_body
+    # Then the checksum check kept the model out, and predictions say no model is available
+    assert health["models"] == {"production": None, "shadow": None}
+
+
+def test_no_model_at_all_still_answers_the_derived_fields(tmp_path, monkeypatch, history):
+    app = _start(monkeypatch, tmp_path)
+    body = _post(app, "/v1/predictions", history).json_body
+    assert body["withheld"]["code"] == "no_model" and len(body["derived"]) == 2
+    assert _captures(tmp_path) == []
+
+
+# --- derive -------------------------------------------------------------------------------------------------
+
+
+def test_derive_returns_the_last_assessments_calculated_fields(shadow_only, history):
+    app, _, _ = shadow_only
+    last = {**history["assessments"][-1], "length_cm": 2.0, "width_cm": 1.5, "area_cm2": None}
+    response = _post(app, "/v1/assessments/derive", {**history, "assessments": [history["assessments"][0], last]})
+    body = response.json_body
+    assert response.status_code == 200 and body["ok"] is True and body["errors"] == []
+    assert body["derived"]["assessment_key"] == last["assessment_key"]
+    assert body["derived"]["area_cm2"] == 3.0 and body["derived"]["area_calculated"] is True
+
+
+def test_derive_reports_errors_by_field_path_without_values(shadow_only, history):
+    app, _, _ = shadow_only
+    broken = {**history["assessments"][-1], "length_cm": 75.0, "exudate_amount": "SENTINEL-EXUDATE"}
+    body = _post(app, "/v1/assessments/derive", {**history, "assessments": [broken]}).json_body
+    assert body["ok"] is False and body["derived"] is None
+    paths = {(e["code"], e["path"]) for e in body["errors"]}
+    assert {("out_of_range", "assessments[0].length_cm"), ("bad_enum", "assessments[0].exudate_amount")} <= paths
+    assert "SENTINEL" not in json.dumps(body)
+
+
+# --- bad input ----------------------------------------------------------------------------------------------
+
+
+def _case(history, **changes):
+    """The history with one section's fields replaced: changes like patient={"age_years": "84"}."""
+    out = json.loads(json.dumps(history))
+    for section, fields in changes.items():
+        if section == "assessments":
+            out["assessments"][0].update(fields)
+        else:
+            out[section].update(fields)
+    return out
+
+
+BAD_INPUTS = [
+    ("malformed JSON", lambda h: b'{"patient": ', 400, "malformed_json", None),
+    ("not an object", lambda h: [h], 400, "bad_type", None),
+    ("unknown top-level field", lambda h: {**h, "mrn": "x"}, 422, "invalid_request", "mrn"),
+    ("unknown field in a section", lambda h: _case(h, patient={"name": "x"}), 422, "invalid_history", "patient.name"),
+    ("wrong type", lambda h: _case(h, patient={"age_years": "84"}), 422, "invalid_history", "patient.age_years"),
+    ("out of range", lambda h: _case(h, assessments={"length_cm": 61.0}), 422, "invalid_history",
+     "assessments[0].length_cm"),
+    ("contract violation", lambda h: _case(h, assessments={"compression": True, "ankle_brachial_index": 0.4}),
+     422, "invalid_history", "assessments[0].compression"),
+    ("bad option", lambda h: {**h, "options": {"horizon_weeks": 4}}, 422, "invalid_options", "options.horizon_weeks"),
+    ("unknown option", lambda h: {**h, "options": {"seed": 1}}, 422, "invalid_options", "options.seed"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "make", "status", "code", "path"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_gets_a_4xx_with_a_code_and_the_field_path(shadow_only, history, case, make, status, code, path):
+    app, home, _ = shadow_only
+    response = _post(app, "/v1/predictions", make(history))
+    body = response.json_body
+    assert (response.status_code, body["code"]) == (status, code)
+    if path is not None:
+        assert path in [e["path"] for e in body["errors"]]
+    assert _captures(home) == []
+
+
+def test_an_oversized_body_is_refused_with_413(shadow_only, history):
+    app, _, _ = shadow_only
+    padded = {**history, "assessments": history["assessments"] * 2000}
+    response = _post(app, "/v1/predictions", padded)
+    assert response.status_code == 413 and response.json_body["code"] == "payload_too_large"
+
+
+# --- outcomes -----------------------------------------------------------------------------------------------
+
+
+def test_an_outcome_is_recorded_once_per_client_key_and_audited(shadow_only):
+    app, home, _ = shadow_only
+    outcome = {"client_key": "ehr-42:closure", "wound_key": "w-7", "end_reason": "healed", "end_date": "2026-01-20"}
+    first, retry = _post(app, "/v1/outcomes", outcome), _post(app, "/v1/outcomes", outcome)
+    clash = _post(app, "/v1/outcomes", {**outcome, "end_reason": "died"})
+    assert (first.status_code, first.json_body["recorded"]) == (201, True)
+    assert (retry.status_code, retry.json_body["recorded"]) == (200, False)
+    assert retry.json_body["outcome"]["request_id"] == first.json_body["request_id"]
+    assert (clash.status_code, clash.json_body["code"]) == (409, "client_key_reused")
+    stored = open_store(f"file://{home / 'store'}").list("outcomes/")
+    audit = [r for r in open_audit_log(f"sqlite://{home / 'woundcare.db'}").records() if r.action == "outcome.record"]
+    assert len(stored) == 1 and len(audit) == 1 and audit[0].subject == "w-7"
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [({"end_reason": "open"}, "end_reason"), ({"end_date": "2999-01-01"}, "end_date"),
+     ({"client_key": "a/b"}, "client_key"), ({"note": "x"}, "note"), ({"wound_key": 7}, "wound_key")],
+)  # fmt: skip
+def test_an_invalid_outcome_is_refused_with_the_field(shadow_only, change, path):
+    app, _, _ = shadow_only
+    outcome = {"client_key": "k1", "wound_key": "w-7", "end_reason": "healed", "end_date": "2026-01-20"}
+    response = _post(app, "/v1/outcomes", {**outcome, **change})
+    assert response.status_code == 422 and path in [e["path"] for e in response.json_body["errors"]]
+
+
+# --- API Gateway events routed by the template -------------------------------------------------------------
+
+
+def _template_routes() -> dict[str, set[str]]:
+    resources = parse_cfn_yaml(TEMPLATE.read_text())["Resources"]
+    routes: dict[str, set[str]] = {}
+    for event in resources["InferenceFunction"]["Properties"]["Events"].values():
+        assert event["Type"] == "Api"  # REST (v1) events: Chalice does not read HTTP API (v2) events
+        routes.setdefault(event["Properties"]["Path"], set()).add(event["Properties"]["Method"].upper())
+    return routes
+
+
+def test_template_api_events_are_exactly_the_chalice_routes(shadow_only):
+    app, _, _ = shadow_only
+    chalice_routes = {path: set(methods) for path, methods in app.routes.items()}
+    assert _template_routes() == chalice_routes
+
+
+def _proxy_event(path: str, method: str, body: dict | None) -> dict:
+    """An API Gateway REST proxy event for a resource declared in the template, as AWS sends it (IAM-signed)."""
+    request_id = str(uuid.uuid4())
+    return {
+        "resource": path,
+        "path": path,
+        "httpMethod": method,
+        "headers": {"Content-Type": "application/json", "Host": "abc.execute-api.eu-west-1.amazonaws.com"},
+        "multiValueHeaders": {"Content-Type": ["application/json"]},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": path,
+            "httpMethod": method,
+            "path": f"/v1{path}",
+            "stage": "v1",
+            "requestId": request_id,
+            "identity": {
+                "userArn": "arn:aws:sts::123456789012:assumed-role/ehr-integration/session",
+                "sourceIp": "10.0.0.1",
+            },
+        },
+        "body": None if body is None else json.dumps(body),
+        "isBase64Encoded": False,
+    }
+
+
+def _context() -> SimpleNamespace:
+    return SimpleNamespace(function_name="InferenceFunction", memory_limit_in_mb=1024, aws_request_id="lambda-1",
+                           invoked_function_arn="arn:aws:lambda:eu-west-1:123456789012:function:inference",
+                           get_remaining_time_in_millis=lambda: 29000)  # fmt: skip
+
+
+def test_api_gateway_proxy_events_on_every_template_path_are_routed_and_answered(production_and_shadow, history):
+    # Given the app behind API Gateway, which sends one event per declared resource
+    app = production_and_shadow[0]
+    bodies = {
+        "/v1/predictions": history,
+        "/v1/assessments/derive": history,
+        "/v1/outcomes": {"client_key": "k-apigw", "wound_key": "w-1", "end_reason": "healed",
+                         "end_date": "2026-01-02"},
+    }  # fmt: skip
+    expected = {"/v1/outcomes": 201}
+    for path, methods in _template_routes().items():
+        for method in methods:
+            # When each is invoked as the Lambda handler with a real proxy event
+            event = _proxy_event(path, method, bodies.get(path))
+            response = app(event, _context())
+            # Then it is routed to its view and answers JSON carrying API Gateway's request id
+            body = json.loads(response["body"])
+            assert response["statusCode"] == expected.get(path, 200), path
+            if path != "/health" and path != "/v1/model":
+                assert body["request_id"] == event["requestContext"]["requestId"]
+    assert app(_proxy_event("/v1/predictions", "POST", history), _context())["statusCode"] == 200
+
+
+def test_the_audit_names_the_iam_caller_api_gateway_verified(production_and_shadow):
+    app, home, _, _ = production_and_shadow
+    outcome = {"client_key": "k-iam", "wound_key": "w-2", "end_reason": "discharged", "end_date": "2026-01-03"}
+    assert app(_proxy_event("/v1/outcomes", "POST", outcome), _context())["statusCode"] == 201
+    (record,) = [r for r in open_audit_log(f"sqlite://{home / 'woundcare.db'}").records() if r.subject == "w-2"]
+    assert record.actor.endswith("assumed-role/ehr-integration/session")
+
+
+# --- observability and PHI ----------------------------------------------------------------------------------
+
+
+def test_no_log_line_carries_row_values_and_the_capture_line_only_pseudonymous_keys(
+    tmp_path, monkeypatch, small_bundle, history, capsys
+):
+    # Given the API in AWS mode (capture as a log line) and requests carrying recognisable values
+    _register(tmp_path, small_bundle, "run-phi", PRODUCTION)
+    app = _start(monkeypatch, tmp_path, capture="log://")
+    from woundcare_shared.observability import logger
+
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    handler.setFormatter(logger.registered_formatter)
+    logger.addHandler(handler)
+    sentinel = "SENTINEL-PHI-7731"
+    good = json.loads(json.dumps(history))
+    good["patient"]["patient_key"] = good["wound"]["patient_key"] = f"{sentinel}-patient"
+    for i, visit in enumerate(good["assessments"]):
+        visit["assessment_key"] = f"{sentinel}-visit-{i}"
+    bad = _case(good, patient={"sex": f"{sentinel}-sex"}, assessments={"pain_score": 99})
+    capsys.readouterr()
+    try:
+        # When it answers a good request, a bad one, and an outcome, through API Gateway events
+        for body in (good, bad):
+            app(_proxy_event("/v1/predictions", "POST", body), _context())
+        outcome = {"client_key": "k-phi", "wound_key": "w-9", "end_reason": "healed", "end_date": "2026-01-05"}
+        app(_proxy_event("/v1/outcomes", "POST", outcome), _context())
+    finally:
+        logger.removeHandler(handler)
+    stdout = capsys.readouterr().out.splitlines()
+    # Then Logger wrote structured lines with the correlation id, and none carries a row value or a date
+    logged = [json.loads(line) for line in lines.getvalue().splitlines()]
+    assert {"prediction served", "request refused"} <= {line["message"] for line in logged}
+    assert all(line.get("correlation_id") for line in logged)
+    dates = {v["assessed_on"] for v in good["assessments"]}
+    everything = lines.getvalue() + "\n".join(stdout)
+    captures = [line for line in stdout if '"capture":"prediction"' in line]
+    assert len(captures) == 1
+    assert sentinel not in everything
+    assert not any(day in line for day in dates for line in [lines.getvalue(), *stdout])
+    assert json.loads(captures[0])["wound_key"] == good["wound"]["wound_key"]
