@@ -6,6 +6,7 @@ Heavy modules are imported inside each command so `woundcare --help` stays insta
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import getpass
 import json
@@ -204,6 +205,33 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 0 if not problems else 1
 
 
+INFERENCE_APP = Path(__file__).resolve().parents[3] / "functions" / "inference" / "app.py"  # editable install
+
+
+def local_server(host: str = "127.0.0.1", port: int = 8000):
+    """Chalice's local HTTP server over the inference app; the app loads the current models as it is imported."""
+    import importlib.util
+
+    from chalice.config import Config
+    from chalice.local import create_local_server
+
+    spec = importlib.util.spec_from_file_location("woundcare_inference_app", INFERENCE_APP)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return create_local_server(module.app, Config.create(app_name=module.app.app_name), host, port)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the inference API on this machine with the models the registry names (production, shadow)."""
+    import os
+
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")  # no X-Ray daemon on a laptop
+    server = local_server(args.host, args.port)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="woundcare", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -254,6 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
         dest="audit_command", required=True, metavar="ACTION"
     )
     audit.add_parser("verify", help="verify the audit log's hash chain").set_defaults(func=cmd_audit_verify)
+    serve = sub.add_parser("serve", help="serve the inference API locally (Chalice local server)")
+    serve.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1: this machine only")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -1,0 +1,76 @@
+"""The OpenAPI document matches the API: schemathesis drives `woundcare serve`'s local server with generated
+requests (valid and invalid) and checks no 5xx, documented status codes and content types, and response schemas.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.config import SchemathesisConfig
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from test_inference_api import _register
+
+from woundcare_shared import serving
+from woundcare_shared.cli import build_parser, local_server
+from woundcare_shared.registry import PRODUCTION
+
+OPENAPI = Path(__file__).resolve().parents[2] / "functions" / "inference" / "openapi.json"
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+# Undeclared methods: API Gateway refuses them before the function runs; locally Chalice answers 405. TRACE and
+# the like are left out: Python's http.server (under Chalice's local server) answers them 501 itself.
+CONFIG = SchemathesisConfig.from_dict({"phases": {"coverage": {"unexpected-methods": ["put", "patch", "delete"]}}})
+schema = schemathesis.openapi.from_path(OPENAPI, config=CONFIG)
+
+
+def test_the_committed_openapi_document_is_the_generated_one():
+    from importlib.util import module_from_spec, spec_from_file_location
+
+    spec = spec_from_file_location("inference_openapi", OPENAPI.with_name("openapi.py"))
+    module = module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert json.loads(OPENAPI.read_text()) == module.build_openapi()
+
+
+def test_serve_binds_to_this_machine_only_by_default():
+    args = build_parser().parse_args(["serve"])
+    assert (args.host, args.port) == ("127.0.0.1", 8000)
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory, small_bundle):
+    """`woundcare serve`'s server on a free loopback port, serving a production model."""
+    home = tmp_path_factory.mktemp("served")
+    _register(home, small_bundle, "run-openapi", PRODUCTION)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("WOUNDCARE_HOME", str(home))
+        env.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+        serving.get_server.cache_clear()
+        server = local_server("127.0.0.1", 0)
+        host, port = server.server.server_address
+        assert host == "127.0.0.1"
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            with socket.create_connection((host, port), timeout=5):
+                pass
+            yield f"http://{host}:{port}"
+        finally:
+            server.shutdown()
+            serving.get_server.cache_clear()
+
+
+@schema.parametrize()
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+def test_every_route_answers_as_its_openapi_document_says(case, base_url):
+    case.call_and_validate(base_url=base_url, checks=CHECKS, excluded_checks=[], timeout=30)
