@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
-from pydantic import Field, ValidationError, field_validator
 
 from model_build.costs import CostCatalog, load_catalog
 from model_build.derive import derive_history
@@ -39,7 +38,7 @@ from woundcare_scoring.native import BundleError
 from woundcare_shared.audit import AuditLog, open_audit_log
 from woundcare_shared.observability import logger, metrics
 from woundcare_shared.registry import PRODUCTION, SHADOW, ModelVersion, Registry, open_registry
-from woundcare_shared.settings import ConfigurationError, Settings
+from woundcare_shared.settings import EnvReader, ServiceLocations, read_locations
 from woundcare_shared.storage import ObjectNotFoundError, ObjectStore, open_store
 
 API_VERSION = "v1"
@@ -47,7 +46,8 @@ ACTOR = "inference-api"
 CAPTURE_KIND = "prediction"  # the log subscription's filter: { $.capture = "prediction" }
 CAPTURE_SCHEMA = 1
 HISTORY_SECTIONS = ("patient", "wound", "assessments")
-OPTION_LIMITS = {"horizon_weeks": (12, 104), "min_p_healed_12w": (0.0, 1.0)}  # a horizon must cover 12 weeks
+# A horizon must cover 12 weeks.
+OPTION_LIMITS: dict[str, tuple[float, float]] = {"horizon_weeks": (12, 104), "min_p_healed_12w": (0.0, 1.0)}
 OUTCOME_FIELDS = ("client_key", "wound_key", "end_reason", "end_date")
 OUTCOME_REASONS = tuple(r for r in END_REASONS if r != "open")  # an outcome ends the wound's course
 CLIENT_KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -57,22 +57,16 @@ _VERSION_DIR = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 # --- configuration ----------------------------------------------------------------------------------------
 
 
-class ServingSettings(Settings):
+@dataclass(frozen=True)
+class ServingSettings(ServiceLocations):
     """The inference function's WOUNDCARE_* settings on top of the service locations."""
 
     # log:// writes one JSON line to stdout (a CloudWatch Logs subscription ships it to Firehose → S3);
     # file:///abs/path.jsonl appends to a local file (embedded runtime). Default: <home>/captures/predictions.jsonl.
-    capture_url: str = ""
-    max_body_bytes: int = Field(1_048_576, ge=1024)  # API Gateway's own limit is 10 MB
-    model_refresh_seconds: float = Field(300.0, ge=0)  # how often a warm instance re-reads the registry
-    model_cache_dir: Path | None = None  # default <home>/serving-models (Lambda: /tmp)
-
-    @field_validator("capture_url")
-    @classmethod
-    def _check_capture(cls, url: str) -> str:
-        if url and url != "log://" and not (url.startswith("file:///") and len(url) > len("file:///")):
-            raise ValueError("must be log:// or file:///absolute/path.jsonl")
-        return url
+    capture_url: str
+    max_body_bytes: int  # API Gateway's own limit is 10 MB
+    model_refresh_seconds: float  # how often a warm instance re-reads the registry
+    model_cache_dir: Path | None  # default <home>/serving-models (Lambda: /tmp)
 
     def capture_target(self) -> str:
         return self.capture_url or f"file://{self.home / 'captures' / 'predictions.jsonl'}"
@@ -83,11 +77,21 @@ class ServingSettings(Settings):
 
 def load_serving_settings() -> ServingSettings:
     """Parse the environment now; raises ConfigurationError naming each bad variable."""
-    try:
-        return ServingSettings()
-    except ValidationError as error:
-        problems = [f"WOUNDCARE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors()]
-        raise ConfigurationError("invalid woundcare serving configuration: " + "; ".join(problems)) from None
+    env = EnvReader()
+    settings = ServingSettings(
+        **read_locations(env),
+        capture_url=env.text("capture_url", _check_capture),
+        max_body_bytes=env.integer("max_body_bytes", 1_048_576, low=1024),
+        model_refresh_seconds=env.real("model_refresh_seconds", 300.0, low=0.0),
+        model_cache_dir=env.path("model_cache_dir", None),
+    )
+    env.done("serving configuration")
+    return settings
+
+
+def _check_capture(url: str) -> None:
+    if url != "log://" and not (url.startswith("file:///") and len(url) > len("file:///")):
+        raise ValueError("must be log:// or file:///absolute/path.jsonl")
 
 
 # --- replies and errors -----------------------------------------------------------------------------------
@@ -143,7 +147,7 @@ def parse_options(raw: Any) -> OptionsRequest:
         error = _finding("bad_type", "options", "options must be an object")
         raise ApiError(422, "invalid_options", "the options are invalid", [error])
     errors = [_finding("unknown_field", f"options.{k}", "not an option") for k in raw if k not in _OPTION_TYPES]
-    values = {}
+    values: dict[str, Any] = {}
     for name, kinds in _OPTION_TYPES.items():
         if raw.get(name) is None:
             continue
@@ -162,7 +166,7 @@ def parse_options(raw: Any) -> OptionsRequest:
     return OptionsRequest(**values)
 
 
-_OPTION_TYPES: dict[str, type | tuple[type, ...]] = {
+_OPTION_TYPES: dict[str, Any] = {  # option: its JSON types, as isinstance takes them
     "objective": str,
     "horizon_weeks": int,
     "min_p_healed_12w": (int, float),

@@ -1,24 +1,34 @@
-"""Every WOUNDCARE_* environment variable in one typed model, parsed once; bad values fail at start.
+"""Every WOUNDCARE_* environment variable, parsed once; bad values fail at start with every bad variable named.
 
 Service locations are URLs, so the same code runs on AWS and on a laptop:
 objects `file:///abs/dir` or `s3://bucket/prefix`; registry, audit and runs `sqlite:///abs/file.db`
 or `dynamodb://table`. Unset locations default to files under WOUNDCARE_HOME (`./.woundcare`).
-Add new settings as fields here.
+
+Two readers share these rules: `EnvReader`, light (stdlib only), for the services and the inference function,
+whose cold start cannot afford pydantic's imports (~150 ms); and `Settings`, the pydantic-settings model the
+pipeline's settings extend (woundcare_shared.settings_model, imported from here on first use).
 """
 
 from __future__ import annotations
 
+import math
+import os
 import re
-from functools import lru_cache
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache, partial
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from pydantic import ValidationError, ValidationInfo, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+if TYPE_CHECKING:
+    from woundcare_shared.settings_model import Settings  # noqa: F401 (served by __getattr__ below)
 
 ENV_PREFIX = "WOUNDCARE_"
 STORE_SCHEMES = ("file", "s3")
 TABLE_SCHEMES = ("sqlite", "dynamodb")
+DEFAULT_HOME = Path(".woundcare")
+LOCATION_FIELDS = ("store_url", "registry_url", "audit_url", "runs_url")
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _EXAMPLES = {
@@ -58,44 +68,114 @@ def parse_url(url: str, schemes: tuple[str, ...]) -> tuple[str, str, str]:
     return "dynamodb", parts.netloc, ""
 
 
-class Settings(BaseSettings):
-    """The platform's configuration; read it through `get_settings()`."""
+def check_location(field: str, url: str) -> str:
+    """`url` if it is a valid value of the location `field` (empty means the default), else ValueError."""
+    if url:
+        parse_url(url, STORE_SCHEMES if field == "store_url" else TABLE_SCHEMES)
+    return url
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
-    home: Path = Path(".woundcare")
-    store_url: str = ""
-    registry_url: str = ""
-    audit_url: str = ""
-    runs_url: str = ""
+def fill_locations(home: Path, urls: Mapping[str, str]) -> dict[str, Any]:
+    """The absolute home and every location, an unset one under home (the table services share one SQLite file)."""
+    home = home.expanduser().resolve()
+    database = f"sqlite://{home / 'woundcare.db'}"
+    defaults = {"store_url": f"file://{home / 'store'}", "registry_url": database, "audit_url": database}
+    defaults["runs_url"] = database
+    return {"home": home, **{field: urls[field] or defaults[field] for field in LOCATION_FIELDS}}
 
-    @field_validator("store_url", "registry_url", "audit_url", "runs_url")
-    @classmethod
-    def _check_url(cls, url: str, info: ValidationInfo) -> str:
-        if url:
-            parse_url(url, STORE_SCHEMES if info.field_name == "store_url" else TABLE_SCHEMES)
-        return url
 
-    @model_validator(mode="after")
-    def _fill_defaults(self) -> Settings:
-        self.home = self.home.expanduser().resolve()
-        database = f"sqlite://{self.home / 'woundcare.db'}"
-        self.store_url = self.store_url or f"file://{self.home / 'store'}"
-        self.registry_url = self.registry_url or database
-        self.audit_url = self.audit_url or database
-        self.runs_url = self.runs_url or database
-        return self
+class EnvReader:
+    """WOUNDCARE_* variables by field name, matched case-insensitively as pydantic-settings matches them.
+
+    Each bad value is recorded, not raised, so that `done` can name every bad variable in one error.
+    """
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        source = os.environ if environ is None else environ
+        self._values = {name.lower(): value for name, value in source.items()}
+        self.problems: list[str] = []
+
+    def text(self, field: str, check: Callable[[str], object] | None = None) -> str:
+        """The variable's text ("" if unset); `check` raises ValueError with the complaint."""
+        value = self._raw(field) or ""
+        if value and check is not None:
+            try:
+                check(value)
+            except ValueError as error:
+                self._problem(field, str(error))
+        return value
+
+    def path(self, field: str, default: Path | None) -> Path | None:
+        raw = self._raw(field)
+        return default if raw is None else Path(raw)
+
+    def integer(self, field: str, default: int, low: int) -> int:
+        """An integer ("2048", "2_048" and "2048.0" read as 2048) of at least `low`."""
+        number = self._number(field, float(default), low, "an integer")
+        return int(number) if number.is_integer() else self._refuse(field, default, "an integer")
+
+    def real(self, field: str, default: float, low: float) -> float:
+        """A number (NaN refused, infinity allowed) of at least `low`."""
+        return self._number(field, default, low, "a number")
+
+    def done(self, what: str) -> None:
+        """Raise ConfigurationError naming every bad variable read so far, if any."""
+        if self.problems:
+            raise ConfigurationError(f"invalid woundcare {what}: " + "; ".join(self.problems))
+
+    def _number(self, field: str, default: float, low: float, kind: str) -> float:
+        raw = self._raw(field)
+        if raw is None:
+            return default
+        try:
+            number = float(raw.strip())
+        except ValueError:
+            return self._refuse(field, default, kind)
+        if math.isnan(number) or number < low:
+            return self._refuse(field, default, f"{kind} >= {low:g}")
+        return number
+
+    def _refuse(self, field: str, default: Any, expected: str) -> Any:
+        self._problem(field, f"must be {expected}")
+        return default
+
+    def _raw(self, field: str) -> str | None:
+        return self._values.get(f"{ENV_PREFIX}{field}".lower())
+
+    def _problem(self, field: str, message: str) -> None:
+        self.problems.append(f"{ENV_PREFIX}{field.upper()}: {message}")
+
+
+def read_locations(env: EnvReader) -> dict[str, Any]:
+    """WOUNDCARE_HOME and the four service locations, checked and with defaults filled (keyword arguments)."""
+    home = env.path("home", DEFAULT_HOME) or DEFAULT_HOME
+    return fill_locations(home, {field: env.text(field, partial(check_location, field)) for field in LOCATION_FIELDS})
+
+
+@dataclass(frozen=True)
+class ServiceLocations:
+    """Where the platform keeps things: its home folder and the object store, registry, audit and runs services."""
+
+    home: Path
+    store_url: str
+    registry_url: str
+    audit_url: str
+    runs_url: str
 
 
 @lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The settings from the environment, parsed on first use; raises ConfigurationError if invalid."""
-    try:
-        return Settings()
-    except ValidationError as error:
-        problems = [f"{_env_name(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in error.errors()]
-        raise ConfigurationError("invalid woundcare configuration: " + "; ".join(problems)) from None
+def get_settings() -> ServiceLocations:
+    """The service locations from the environment, parsed on first use; raises ConfigurationError if invalid."""
+    env = EnvReader()
+    locations = ServiceLocations(**read_locations(env))
+    env.done("configuration")
+    return locations
 
 
-def _env_name(loc: tuple[int | str, ...]) -> str:
-    return ENV_PREFIX + "_".join(str(part) for part in loc).upper()
+def __getattr__(name: str) -> Any:
+    """`Settings` on first use: the pydantic-settings base of the pipeline's settings (PEP 562)."""
+    if name == "Settings":
+        from woundcare_shared.settings_model import Settings
+
+        return Settings
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
