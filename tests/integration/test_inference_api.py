@@ -28,7 +28,7 @@ from woundcare_shared.storage import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "functions" / "inference" / "app.py"
-TEMPLATE = ROOT / "functions" / "inference" / "template-inference.yaml"  # template.yaml once merged
+TEMPLATE = ROOT / "template.yaml"
 JSON = {"Content-Type": "application/json"}
 
 
@@ -275,11 +275,17 @@ def test_an_invalid_outcome_is_refused_with_the_field(shadow_only, change, path)
 
 
 def _template_routes() -> dict[str, set[str]]:
+    """The API routes of the whole template, which must all be the inference function's events on InferenceApi."""
     resources = parse_cfn_yaml(TEMPLATE.read_text())["Resources"]
     routes: dict[str, set[str]] = {}
-    for event in resources["InferenceFunction"]["Properties"]["Events"].values():
-        assert event["Type"] == "Api"  # REST (v1) events: Chalice does not read HTTP API (v2) events
-        routes.setdefault(event["Properties"]["Path"], set()).add(event["Properties"]["Method"].upper())
+    for logical_id, resource in resources.items():
+        for event in (resource.get("Properties") or {}).get("Events", {}).values():
+            if event["Type"] not in ("Api", "HttpApi"):
+                continue
+            assert logical_id == "InferenceFunction", logical_id  # no other function answers on the API
+            assert event["Type"] == "Api"  # REST (v1) events: Chalice does not read HTTP API (v2) events
+            assert event["Properties"]["RestApiId"] == {"Ref": "InferenceApi"}  # not SAM's implicit API
+            routes.setdefault(event["Properties"]["Path"], set()).add(event["Properties"]["Method"].upper())
     return routes
 
 

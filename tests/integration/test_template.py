@@ -1,5 +1,6 @@
 """template.yaml is deployable and consistent with the code: linters pass, every ASL placeholder has a
-substitution, every handler imports, table keys match the adapters, and the audit log stays append-only."""
+substitution, every handler imports, table keys match the adapters, the audit log stays append-only, and the
+inference API is IAM-signed, configured for the stack's stores and allowed no more than its code does."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
+from woundcare_shared import serving
 from woundcare_shared.audit import DynamoAuditLog
 from woundcare_shared.embedded import load_template, parse_cfn_yaml
 from woundcare_shared.registry import DynamoRegistry
@@ -81,7 +85,16 @@ def test_every_asl_placeholder_has_a_substitution_and_every_asl_file_is_used(doc
         assert json.loads(spec.definition())["StartAt"]
 
 
-def test_every_handler_in_the_template_imports(monkeypatch):
+@pytest.fixture
+def empty_home(tmp_path, monkeypatch) -> Iterator[Path]:
+    """The inference app starts its server on import: give it an empty home, and forget that server afterwards."""
+    monkeypatch.setenv("WOUNDCARE_HOME", str(tmp_path))
+    serving.get_server.cache_clear()
+    yield tmp_path
+    serving.get_server.cache_clear()
+
+
+def test_every_handler_in_the_template_imports(monkeypatch, empty_home):
     # Given every function of the template (image handlers are module paths from the repository root)
     monkeypatch.syspath_prepend(str(REPO))
     template = load_template(TEMPLATE)
@@ -179,3 +192,89 @@ def test_the_state_machine_is_scheduled_weekly_and_started_by_landed_extracts(do
     pattern = events["EventBridgeRule"]["Pattern"]
     assert pattern["detail-type"] == ["Object Created"] and pattern["detail"]["object"]["key"] == [{"suffix": "/READY"}]
     assert machine["Tracing"] == {"Enabled": True} and machine["Logging"]["IncludeExecutionData"] is False
+
+
+def test_the_inference_function_serves_from_the_stacks_store_registry_and_audit(monkeypatch):
+    # Given the inference function's environment as Lambda gets it (Globals merged; resources named locally)
+    env = load_template(TEMPLATE).functions["InferenceFunction"].environment
+    # Then it names the data bucket's store prefix, the registry and audit tables, and capture as a log line
+    assert env["WOUNDCARE_STORE_URL"] == "s3://DataBucket/woundcare"
+    assert env["WOUNDCARE_REGISTRY_URL"] == "dynamodb://RegistryTable"
+    assert env["WOUNDCARE_AUDIT_URL"] == "dynamodb://AuditTable"
+    assert env["WOUNDCARE_CAPTURE_URL"] == "log://"
+    # And the serving settings accept them (with the bucket named as CloudFormation names it, in lower case),
+    # keeping every file under /tmp, the only writable path in Lambda
+    for name, value in env.items():
+        monkeypatch.setenv(name, value.replace("DataBucket", "woundcare-dev-databucket-1x2y3z"))
+    settings = serving.load_serving_settings()
+    assert settings.capture_target() == "log://"
+    assert settings.home.is_relative_to("/tmp") and settings.cache_dir().is_relative_to("/tmp")
+
+
+def test_the_inference_function_reads_models_and_writes_only_outcomes_and_audit_appends(doc):
+    # Given the inference function's policies and its key prefix in the data bucket ("woundcare/")
+    policies = doc["Resources"]["InferenceFunction"]["Properties"]["Policies"]
+    store_url = load_template(TEMPLATE).functions["InferenceFunction"].environment["WOUNDCARE_STORE_URL"]
+    prefix = urlsplit(store_url).path.strip("/") + "/"
+    objects = f"${{DataBucket.Arn}}/{prefix}"
+    # Then the registry is read-only to it and the audit log append-only (see the audit test above)
+    assert {p["Ref"] for p in policies if "Ref" in p} == {"RegistryReadPolicy", "AuditAppendPolicy"}
+    (registry,) = doc["Resources"]["RegistryReadPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert set(registry["Action"]) == {"dynamodb:GetItem", "dynamodb:Scan"}
+    # And its own statements read model bundles and outcomes, write outcomes only, and list model bundles only
+    statements = [s for p in policies if "Statement" in p for s in p["Statement"]]
+    assert not any(action.startswith("dynamodb:") for s in statements for action in s["Action"])
+    reads = {s["Resource"]["Fn::Sub"] for s in statements if "s3:GetObject" in s["Action"]}
+    writes = {s["Resource"]["Fn::Sub"] for s in statements if "s3:PutObject" in s["Action"]}
+    assert reads == {f"{objects}models/*", f"{objects}outcomes/*"} and writes == {f"{objects}outcomes/*"}
+    (listing,) = [s for s in statements if "s3:ListBucket" in s["Action"]]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": f"{prefix}models/*"}}
+
+
+def test_the_inference_api_is_iam_signed_keeps_bodies_out_of_logs_and_publishes_its_url(doc):
+    api = doc["Resources"]["InferenceApi"]["Properties"]
+    assert api["Auth"]["DefaultAuthorizer"] == "AWS_IAM"
+    assert all(setting["DataTraceEnabled"] is False for setting in api["MethodSettings"])
+    url = doc["Outputs"]["InferenceApiUrl"]["Value"]["Fn::Sub"]
+    assert url.startswith("https://${InferenceApi}.execute-api.") and url.endswith("/" + api["StageName"])
+    # And the prediction capture ships the inference function's own log group
+    function = doc["Resources"]["InferenceFunction"]["Properties"]
+    capture = doc["Resources"]["CaptureSubscription"]["Properties"]
+    assert function["LoggingConfig"]["LogGroup"] == capture["LogGroupName"] == {"Ref": "InferenceLogs"}
+
+
+HEALTH_CHECK = """
+import json, sys
+import app
+event = {"resource": "/health", "path": "/health", "httpMethod": "GET", "headers": {}, "multiValueHeaders": {},
+         "queryStringParameters": None, "multiValueQueryStringParameters": None, "pathParameters": None,
+         "stageVariables": None, "body": None, "isBase64Encoded": False,
+         "requestContext": {"resourcePath": "/health", "httpMethod": "GET", "requestId": "r-1", "identity": {}}}
+context = type("Context", (), {"function_name": "inference", "memory_limit_in_mb": 1024, "aws_request_id": "l-1",
+                                "invoked_function_arn": "arn:aws:lambda:eu-west-1:123456789012:function:inference"})
+reply = app.app(event, context())
+heavy = sorted({"numpy", "scipy", "pandas", "sklearn", "treelite", "tl2cgen"} & set(sys.modules))
+print(json.dumps({"status": reply["statusCode"], "body": json.loads(reply["body"]), "heavy": heavy}))
+"""
+
+
+def test_the_inference_makefile_build_is_a_package_that_starts_with_the_shared_layer_alone(tmp_path):
+    # Given the package `sam build` makes for the inference function: its Makefile, run from elsewhere
+    package = tmp_path / "InferenceFunction"
+    make = ["make", "-s", "--makefile", str(REPO / "functions" / "inference" / "Makefile"), "build-InferenceFunction"]
+    env = {**os.environ, "ARTIFACTS_DIR": str(package), "PYTHON": sys.executable}
+    subprocess.run(make, env=env, cwd=tmp_path, check=True)
+    # When an interpreter without site initialisation imports the app from the package, the shared layer's code and
+    # the installed dependencies (the layer's and the runtime's boto3), and API Gateway asks for /health
+    dependencies = next(Path(p) for p in sys.path if p.endswith("site-packages"))
+    paths = [str(package), str(REPO / "layers" / "shared"), str(dependencies)]
+    code = f"import sys; sys.path[:0] = {paths!r}\n" + HEALTH_CHECK
+    lambda_env = {"PATH": os.environ["PATH"], "AWS_DEFAULT_REGION": "eu-west-1", "POWERTOOLS_TRACE_DISABLED": "true",
+                  "WOUNDCARE_HOME": str(tmp_path / "home"), "WOUNDCARE_CAPTURE_URL": "log://"}  # fmt: skip
+    done = subprocess.run([sys.executable, "-S", "-c", code], env=lambda_env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    # Then every route module was packed (the app imported and answered), and nothing heavy was loaded
+    assert answer["status"] == 200 and answer["body"]["models"] == {"production": None, "shadow": None}
+    assert answer["heavy"] == []
