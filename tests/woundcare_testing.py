@@ -1,11 +1,15 @@
-"""Test support: a tiny hand-written extract that follows the contract to the letter, and JSON views of tables."""
+"""Test support: a tiny hand-written extract that follows the contract to the letter, and one wound's history as
+JSON (`wound_history`, from model_build.histories, which the demo shares)."""
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
+from model_build.histories import wound_history
 from model_build.schema import TABLES
+
+__all__ = ["tiny_extract_rows", "wound_history", "write_rows"]
 
 _PATIENT_FLAGS = {c.name: "false" for c in TABLES["patients"].columns if c.kind == "bool"}
 
@@ -63,25 +67,3 @@ def write_rows(folder: Path, tables: dict[str, list[dict[str, str]]]) -> Path:
             writer.writeheader()
             writer.writerows(rows)
     return folder
-
-
-def json_records(frame) -> list[dict]:
-    """Rows of a typed clean table as the API receives them: ISO dates, None for missing, plain numbers."""
-    import pandas as pd
-
-    def plain(value):
-        if value is None or (not isinstance(value, str) and pd.isna(value)):
-            return None
-        if isinstance(value, pd.Timestamp):
-            return value.date().isoformat()
-        return value.item() if hasattr(value, "item") else value
-
-    return [{k: plain(v) for k, v in row.items()} for row in frame.astype(object).to_dict("records")]
-
-
-def wound_history(clean: dict, wound_key: str) -> tuple[dict, dict, list[dict]]:
-    """(patient, wound, assessments) of one wound from clean tables, as JSON-like dicts."""
-    wound = json_records(clean["wounds"][clean["wounds"]["wound_key"] == wound_key])[0]
-    patient = json_records(clean["patients"][clean["patients"]["patient_key"] == wound["patient_key"]])[0]
-    visits = json_records(clean["assessments"][clean["assessments"]["wound_key"] == wound_key])
-    return patient, wound, visits

@@ -14,6 +14,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from woundcare_shared.demo import DEFAULT_HOME, DemoConfig
+
 Command = Callable[[argparse.Namespace], int]
 
 
@@ -232,6 +234,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The platform end to end in a fresh home: synthetic extract, pipeline, approval, served API, predictions."""
+    from woundcare_shared.demo import DemoConfig, DemoError, run_demo
+
+    config = DemoConfig(home=args.home, patients=args.patients, seed=args.seed, wounds=args.wounds,
+                        verbose=args.verbose)  # fmt: skip
+    try:
+        summary = run_demo(config)
+    except DemoError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="woundcare", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -286,6 +312,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1: this machine only")
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(func=cmd_serve)
+
+    demo = sub.add_parser("demo", help="synthetic extract -> pipeline -> approved model -> served API -> predictions")
+    demo.add_argument("--home", type=Path, default=DEFAULT_HOME,
+                      help=f"the demo's own WOUNDCARE_HOME, wiped first (default {DEFAULT_HOME})")  # fmt: skip
+    demo.add_argument("--patients", type=_positive_int, default=DemoConfig.patients)
+    demo.add_argument("--seed", type=int, default=DemoConfig.seed)
+    demo.add_argument("--wounds", type=_positive_int, default=DemoConfig.wounds, help="open wounds to predict for")
+    demo.add_argument("--json", type=Path, default=None, help="also write the run's summary as JSON here")
+    demo.add_argument("--verbose", action="store_true", help="let the stages and the API log at INFO")
+    demo.set_defaults(func=cmd_demo)
     return parser
 
 
