@@ -102,35 +102,37 @@ TREATMENT_FEATURE_NAMES = tuple(f.name for f in TREATMENT_FEATURES)
 
 
 def history_features(
-    patient: Mapping[str, Any], wound: Mapping[str, Any], assessments: Sequence[Mapping[str, Any]]
+    patient: Mapping[str, Any],
+    wound: Mapping[str, Any],
+    assessments: Sequence[Mapping[str, Any]],
+    derived: Sequence[Mapping[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """Feature values of every visit of one wound, in date order, as the model sees them at that visit.
 
-    Numerics are floats (booleans 1.0/0.0) or None; categoricals are strings or None.
+    Numerics are floats (booleans 1.0/0.0) or None; categoricals are strings or None. `derived` is
+    `derive_history(wound, assessments)` when the caller has it already.
     """
-    derived = derive_history(wound, assessments)
     by_key = {a.get("assessment_key"): a for a in assessments}
     rows: list[dict[str, Any]] = []
     carried: dict[str, Any] = {}
     first: dict[str, Any] = {}
-    for fields in derived:
+    for fields in derived if derived is not None else derive_history(wound, assessments):
         record = {**patient, **wound, **by_key[fields["assessment_key"]], **fields}
         row = {}
-        for feature in FEATURES:
-            value = _clean(record.get(feature.source), feature.kind)
-            if feature.rule == "carried":
-                value = carried[feature.source] = value if value is not None else carried.get(feature.source)
-            elif feature.rule == "first":
-                value = first.setdefault(feature.source, value)
-            row[feature.name] = value
+        for name, source, categorical, rule in _SPEC:
+            value = record.get(source)
+            if value is None or value != value or value == "":  # value != value: NaN
+                value = None
+            else:
+                value = str(value) if categorical else float(value)
+            if rule == "carried":
+                value = carried[source] = value if value is not None else carried.get(source)
+            elif rule == "first":
+                value = first.setdefault(source, value)
+            row[name] = value
         rows.append(row)
     return rows
 
 
-def _clean(value: Any, kind: Kind) -> Any:
-    """A record value as the model sees it: float or None for numerics, str or None for categoricals."""
-    if value is None or value != value or value == "":  # value != value: NaN
-        return None
-    if kind == "categorical":
-        return str(value)
-    return float(value)
+# The feature loop runs per visit per request in serving: its specification unpacked once.
+_SPEC = tuple((f.name, f.source, f.kind == "categorical", f.rule) for f in FEATURES)

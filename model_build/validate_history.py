@@ -16,6 +16,7 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any
 
 from model_build.rules import (
@@ -41,6 +42,8 @@ MAX_ASSESSMENTS = 500
 SECTIONS = {"patient": PATIENTS, "wound": WOUNDS, "assessments": ASSESSMENTS}
 
 Record = dict[str, Any]
+History = tuple[Record, Record, list[Record]]  # patient, wound, assessments
+_COLUMN_NAMES = {table.name: frozenset(table.column_names) for table in SECTIONS.values()}
 
 
 @dataclass(frozen=True)
@@ -86,19 +89,29 @@ def validate_history(
     thresholds: SafetyThresholds = SafetyThresholds(),  # noqa: B008 (frozen, immutable)
 ) -> HistoryCheck:
     """Check one wound history; the extract date (for end_date) defaults to today, as for tables."""
+    return check_history(request, extract_date, thresholds)[0]
+
+
+def check_history(
+    request: Mapping[str, Any],
+    extract_date: dt.date | None = None,
+    thresholds: SafetyThresholds = SafetyThresholds(),  # noqa: B008 (frozen, immutable)
+) -> tuple[HistoryCheck, History | None]:
+    """`validate_history`'s check and, when it passes, `typed_history`'s result, from one parse of the request."""
     shape = _shape_errors(request)
     if shape:
-        return HistoryCheck(tuple(shape), malformed=True)
-    found = _Findings(len(request["assessments"]), row_messages(thresholds))
+        return HistoryCheck(tuple(shape), malformed=True), None
+    found = _Findings(len(request["assessments"]), _row_messages(thresholds))
     patient, wound, visits = _parse_sections(request, found)
     _key_rules(patient, wound, visits, found)
     _wound_rules(wound, extract_date or dt.date.today(), found)
     _assessment_rules(wound, visits, thresholds, found)
     _wound_vs_assessments(wound, visits, found)
-    return HistoryCheck(found.all_errors(), found.kept_warnings())
+    check = HistoryCheck(found.all_errors(), found.kept_warnings())
+    return check, (_typed(patient, wound, visits) if check.ok else None)
 
 
-def typed_history(request: Mapping[str, Any]) -> tuple[Record, Record, list[Record]]:
+def typed_history(request: Mapping[str, Any]) -> History:
     """(patient, wound, assessments) typed as `derive_history` / `history_features` take them.
 
     ISO date strings, float/int/bool values, None for missing, an empty end_reason as "open" (contract) and
@@ -111,8 +124,15 @@ def typed_history(request: Mapping[str, Any]) -> tuple[Record, Record, list[Reco
     patient, wound, visits = _parse_sections(request, found)
     if found.all_errors():
         raise ValueError("the request breaks the contract; run validate_history for the reasons")
+    return _typed(patient, wound, visits)
+
+
+def _typed(patient: Record, wound: Record, visits: list[Record]) -> History:
     wound["end_reason"] = wound["end_reason"] or "open"
     return _as_json(patient), _as_json(wound), [_as_json(v) for v in visits]
+
+
+_row_messages = lru_cache(maxsize=8)(row_messages)  # thresholds are frozen: one message table per setting
 
 
 # --- findings ---------------------------------------------------------------------------------------------
@@ -198,8 +218,9 @@ def _parse_sections(request: Mapping[str, Any], found: _Findings) -> tuple[Recor
 
 def _parse_record(record: Mapping[str, Any], table: Table, row: str, found: _Findings) -> Record:
     """Typed values of one request object (None where missing or broken), each broken field a finding."""
+    known = _COLUMN_NAMES[table.name]
     for name in record:
-        if name not in table.column_names:
+        if name not in known:
             found.error(row, "unknown_field", str(name), f"not a field of {table.name}")
     typed: Record = {}
     inherited = "wound_key" if table is ASSESSMENTS else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import re
 import shutil
 import sys
@@ -32,7 +33,7 @@ from model_build.predict import OptionsRequest, Scorer, predict_history
 from model_build.recommend import OBJECTIVES, RuleTable, load_rules
 from model_build.rules import EARLIEST_DATE, ISO_DATE
 from model_build.schema import END_REASONS
-from model_build.validate_history import HistoryCheck, typed_history, validate_history
+from model_build.validate_history import History, HistoryCheck, check_history
 from woundcare_scoring.healing import CompiledHealingModel
 from woundcare_scoring.native import BundleError
 from woundcare_shared.audit import AuditLog, open_audit_log
@@ -173,12 +174,12 @@ _OPTION_TYPES: dict[str, Any] = {  # option: its JSON types, as isinstance takes
 }
 
 
-def checked_history(request: Mapping[str, Any]) -> tuple[HistoryCheck, tuple[dict, dict, list[dict]]]:
+def checked_history(request: Mapping[str, Any]) -> tuple[HistoryCheck, History]:
     """Validate the history part of a request; ApiError 422 with every finding when it breaks the contract."""
-    check = validate_history({k: v for k, v in request.items() if k != "options"})
-    if not check.ok:
+    check, history = check_history({k: v for k, v in request.items() if k != "options"})
+    if history is None:
         raise ApiError(422, "invalid_history", "the wound history breaks the EHR extract contract", _findings(check))
-    return check, typed_history({k: request[k] for k in HISTORY_SECTIONS})
+    return check, history
 
 
 # --- models -----------------------------------------------------------------------------------------------
@@ -277,18 +278,30 @@ class LogLineCapture:
 
 
 class JsonlFileCapture:
-    """One JSON line per prediction appended to a local file (the embedded runtime's stand-in for Firehose → S3)."""
+    """One JSON line per prediction appended to a local file (the embedded runtime's stand-in for Firehose → S3).
+
+    Each line is one write(2) on an O_APPEND descriptor, so processes sharing the file never interleave lines.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
 
     def write(self, record: Mapping[str, Any]) -> None:
-        line = json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n"
+        line = (json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n").encode()
         with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as handle:
-                handle.write(line)
+            try:
+                descriptor = os.open(self.path, _APPEND, 0o666)
+            except FileNotFoundError:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                descriptor = os.open(self.path, _APPEND, 0o666)
+            try:
+                os.write(descriptor, line)
+            finally:
+                os.close(descriptor)
+
+
+_APPEND = os.O_WRONLY | os.O_APPEND | os.O_CREAT
 
 
 def open_capture(target: str) -> CaptureSink:
@@ -428,11 +441,11 @@ class Server:
         return Reply(reply.status, {**reply.body, "request_id": request_id})
 
     def _derive(self, request: dict[str, Any]) -> Reply:
-        check = validate_history(request)
-        if not check.ok:
+        check, history = check_history(request)
+        if history is None:
             body = {"ok": False, "errors": _findings(check), "warnings": _findings(check, True), "derived": None}
             return Reply(200, {"api_version": API_VERSION, **body})
-        _, wound, assessments = typed_history(request)
+        _, wound, assessments = history
         last = assessments[-1]["assessment_key"]
         derived = next(row for row in derive_history(wound, assessments) if row["assessment_key"] == last)
         body = {"ok": True, "errors": [], "warnings": _findings(check, True), "derived": derived}
@@ -454,15 +467,16 @@ class Server:
         }
         served = models.production.record.version if models.production else None
         withheld = None if served else ("model_in_shadow" if models.shadow else "no_model")
+        derived = derive_history(wound, assessments)
         if outputs:
-            features = history_features(patient, wound, assessments)[-1]
+            features = history_features(patient, wound, assessments, derived)[-1]
             self.capture.write(capture_record(request_id, wound, features, ask, models, served, outputs))
         self._count(models, served, withheld, time.perf_counter() - started)
         body = {
             "api_version": API_VERSION,
             "wound_key": wound["wound_key"],
             "model": {"version": served, "status": PRODUCTION} if served else None,
-            "derived": derive_history(wound, assessments),
+            "derived": derived,
             "warnings": _findings(check, True),
             "clinical_output": outputs[served] if served else None,
             "withheld": {"code": withheld, "reason": WITHHELD[withheld]} if withheld else None,
