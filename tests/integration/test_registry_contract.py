@@ -173,6 +173,20 @@ def test_list_filters_by_status_and_current_is_the_latest_to_enter_it(registry):
     assert registry.current(PRODUCTION) is None
 
 
+def test_current_by_status_answers_as_current_does_for_each_status(registry):
+    # Given A in production, B then C entering shadow, D a candidate
+    a = register(registry, "run-a").version
+    register(registry, "run-b")
+    promote(registry, a)
+    c = register(registry, "run-c", status=CANDIDATE).version
+    registry.transition(c, CANDIDATE, SHADOW, "ml.engineer", "gates passed")
+    register(registry, "run-d", status=CANDIDATE)
+    # When the current versions of several statuses are read at once
+    current = registry.current_by_status(PRODUCTION, SHADOW, ARCHIVED)
+    # Then each is what `current` gives for that status, from one read
+    assert {status: v and v.version for status, v in current.items()} == {PRODUCTION: a, SHADOW: c, ARCHIVED: None}
+
+
 def test_racing_transitions_of_one_version_cannot_both_win(registry, race):
     # Given a version in shadow, approved and rejected by two people at the same moment
     version = register(registry, "run-1").version

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from functools import cached_property, lru_cache
@@ -132,7 +133,12 @@ class Registry(ABC):
 
     def current(self, status: str = PRODUCTION) -> ModelVersion | None:
         """The version in `status` that entered it last (the one production version), or None."""
-        return max(self.list(status), key=lambda v: v.updated_at, default=None)
+        return _latest(self.list(status))
+
+    def current_by_status(self, *statuses: str) -> dict[str, ModelVersion | None]:
+        """`current` of each status from one read of the registry (one scan on DynamoDB, not one per status)."""
+        versions = self.list()
+        return {status: _latest(v for v in versions if v.status == status) for status in statuses}
 
     @abstractmethod
     def get(self, version: str) -> ModelVersion:
@@ -318,6 +324,10 @@ def open_registry(url: str) -> Registry:
 def get_registry() -> Registry:
     """The configured registry, opened once per process."""
     return open_registry(get_settings().registry_url)
+
+
+def _latest(versions: Iterable[ModelVersion]) -> ModelVersion | None:
+    return max(versions, key=lambda v: v.updated_at, default=None)
 
 
 def _now() -> str:

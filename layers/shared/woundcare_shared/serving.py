@@ -17,7 +17,6 @@ import shutil
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -206,7 +205,7 @@ def load_compiled(record: ModelVersion, store: ObjectStore, cache_dir: Path) -> 
     target = cache_dir / record.version
     if not target.is_dir():
         prefix = record.artifacts["native_bundle"].rpartition("/")[0] + "/"
-        staging = cache_dir / f".{record.version}.{uuid.uuid4().hex}"
+        staging = cache_dir / f".{record.version}.{os.urandom(16).hex()}"
         try:
             for key in store.list(prefix):
                 store.get_file(key, staging / key[len(prefix) :])
@@ -241,8 +240,7 @@ def load_models(
 ) -> Models:
     """Current production and shadow models; an unchanged version is reused, a broken one is left out (logged)."""
     loaded: dict[str, LoadedModel | None] = {}
-    for status in (PRODUCTION, SHADOW):
-        record = registry.current(status)
+    for status, record in registry.current_by_status(PRODUCTION, SHADOW).items():
         kept = getattr(previous, status, None) if previous else None
         if record is None:
             loaded[status] = None

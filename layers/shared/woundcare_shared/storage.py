@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 from woundcare_shared.settings import STORE_SCHEMES, get_settings, parse_url
 
@@ -138,7 +137,7 @@ class FileStore(ObjectStore):
     def _write(self, key: str, fill: Callable[[Path], object], publish: Callable[[Path, Path], None]) -> None:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f".{target.name}.{uuid4().hex}.tmp"
+        tmp = target.parent / f".{target.name}.{os.urandom(16).hex()}.tmp"
         try:
             fill(tmp)
             publish(tmp, target)
