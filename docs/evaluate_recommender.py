@@ -3,13 +3,15 @@
 Run: .venv/bin/python docs/evaluate_recommender.py [--patients N] [--seeds 0 1] [--no-write]
 Per seed: synth cohort (treatment confounded by indication) → validate → landmarks → split by patient → healing
 model on train → for every test wound at its first visit, the recommender (objective "fastest"), the naive
-recommender, current practice and the oracle each pick a plan; the truth scores them.
+recommender, current practice and the oracle each pick a plan; the truth scores them. Also tabulates the model's
+estimated treatment effects against the cohort's true hazard ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import tempfile
 import time
@@ -22,8 +24,8 @@ from model_build.costs import load_catalog, weekly_cost
 from model_build.features_table import landmarks
 from model_build.healing import HealingParams, fit_healing_model
 from model_build.km import kaplan_meier
-from model_build.plans import TREATMENT_COLUMNS, Plan, candidate_plans
-from model_build.recommend import load_rules, plan_features, plan_from_fields, support_table, treatment_options
+from model_build.plans import TREATMENT_COLUMNS, Plan
+from model_build.recommend import load_rules, plan_from_fields, support_table, treatment_options
 from model_build.synth import SynthConfig, generate_cohort, true_expected_healing_days, true_survival, write_cohort
 from model_build.validate import validate_extract
 
@@ -62,14 +64,15 @@ def run_seed(n_patients: int, seed: int) -> pd.DataFrame:
     keys = rows.ids["wound_key"][first].to_numpy()
     truth = cohort.ground_truth.set_index("wound_key")
     catalog, rules = load_catalog(), load_rules()
-    edges = model.serving_meta()["interval_edges_days"]
+    meta = model.serving_meta()
+    edges, effects = meta["interval_edges_days"], meta["treatment_effects"]
     hazard_ratios = cohort.config.treatment_hazard_ratios
     records = []
     started = time.perf_counter()
     test_rows = X.to_dict("records")
-    scorer = batch_scorer(model.margins, keys, test_rows)
-    for key, row in zip(keys, test_rows, strict=True):
-        out = treatment_options(row, scorer(key), edges, catalog, rules, support, objective="fastest")
+    scorer = batch_scorer(model.margins, test_rows)
+    for i, (key, row) in enumerate(zip(keys, test_rows, strict=True)):
+        out = treatment_options(row, scorer(i), edges, catalog, rules, support, effects, objective="fastest")
         valid = [Plan.from_id(o["plan_id"]) for o in out["options"]]
         true_row = truth.loc[key]
         true_days = {plan: true_expected_healing_days(true_row, plan, hazard_ratios) for plan in valid}
@@ -102,23 +105,40 @@ def run_seed(n_patients: int, seed: int) -> pd.DataFrame:
     result = pd.DataFrame(records)
     result.attrs |= {"fit_seconds": fit_seconds, "recommend_seconds": time.perf_counter() - started}
     result.attrs |= {"train_landmarks": int((~is_test).sum()), "test_wounds": len(keys)}
+    result.attrs["effects"] = effect_recovery(effects, hazard_ratios)
     return result
 
 
-def batch_scorer(margins, keys, rows):
-    """Score every candidate and current plan of every test wound in one call (one sklearn call per wound is
-    slow); returns, per wound, a scorer honouring the `margins(rows)` protocol from those results."""
-    batch, index = [], []
-    for key, row in zip(keys, rows, strict=True):
-        grade = row["wagner_grade"]
-        plans = candidate_plans(
-            row["wound_type"], row["location"], row["pi_stage"], None if grade is None else int(grade)
-        )
-        for plan in {*plans, plan_from_fields(row)}:
-            batch.append({**row, **plan_features(plan)})
-            index.append((key, plan.plan_id))
-    cache = dict(zip(index, margins(batch), strict=True))
-    return lambda key: lambda scored: [cache[key, plan_from_fields(r).plan_id] for r in scored]
+def batch_scorer(margins, rows):
+    """Score every test wound's row as recorded in one call (one sklearn call per wound is slow); returns, per
+    wound, a scorer honouring the `margins(rows)` protocol that answers that row from the batch."""
+    cache = margins(rows)
+    return lambda i: lambda scored: [cache[i]] if scored == [rows[i]] else margins(scored)
+
+
+def effect_recovery(effects: dict, hazard_ratios: dict) -> list[dict]:
+    """Every estimated effect (exp of the log odds ratio, 95 % interval) next to the cohort's true hazard ratio
+    (components the cohort gives no effect, such as dressings, have a true ratio of 1). Pooled ("*") estimates of
+    interventions are compared only where the truth has a pooled value."""
+    out = []
+    for component, estimated in effects["effects"].items():
+        truth = hazard_ratios.get(component, {"*": 1.0})
+        for wound_type, tau in estimated.items():
+            true_hr = truth.get(wound_type, truth.get("*"))
+            if true_hr is None:
+                continue
+            se = effects["standard_errors"][component][wound_type]
+            out.append(
+                {
+                    "component": component,
+                    "wound_type": wound_type,
+                    "true_hr": true_hr,
+                    "estimate": math.exp(tau),
+                    "low": math.exp(tau - 1.96 * se),
+                    "high": math.exp(tau + 1.96 * se),
+                }
+            )
+    return out
 
 
 def naive_means(train, train_wounds: pd.DataFrame) -> dict[str, dict[str, float]]:
@@ -197,6 +217,24 @@ def markdown(table: pd.DataFrame, digits: int = 2) -> str:
     return "\n".join(lines)
 
 
+def effects_table(runs: list[dict]) -> str:
+    """Markdown: each component's true hazard ratio and, per seed, the estimated odds ratio with its 95 % interval."""
+    cells: dict[tuple[str, str], dict[str, str]] = {}
+    truth: dict[tuple[str, str], float] = {}
+    for run in runs:
+        for e in run["effects"]:
+            key = (e["component"], e["wound_type"])
+            truth[key] = e["true_hr"]
+            cells.setdefault(key, {})[f"seed {run['seed']}"] = f"{e['estimate']:.2f} ({e['low']:.2f}–{e['high']:.2f})"
+    columns = [f"seed {run['seed']}" for run in runs]
+    lines = ["| component | wound type | true HR | " + " | ".join(f"estimate, {c}" for c in columns) + " |"]
+    lines.append("|" + "---|" * (3 + len(columns)))
+    for key in sorted(cells):
+        row = [key[0], key[1], f"{truth[key]:.2f}", *(cells[key].get(c, "") for c in columns)]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def report(result: pd.DataFrame, runs: list[dict], n_patients: int) -> tuple[str, dict]:
     overall = summarise(result)
     overall.index.name = "policy"
@@ -221,6 +259,12 @@ def report(result: pd.DataFrame, runs: list[dict], n_patients: int) -> tuple[str
             f"The recommended plan had low support (< 20 comparable training wounds) for {low:.0%} of wounds.",
             "",
             markdown(types),
+            "",
+            "Treatment effects: true hazard ratio vs the model's estimate (exp of the log odds ratio of the interval "
+            "hazard, 95 % interval from the penalised information; `*` = pooled over wound types without their own "
+            "term; dressings against the most used class, debridement against none):",
+            "",
+            effects_table(runs),
             "",
             "Runtime per seed: "
             + "; ".join(

@@ -1,7 +1,8 @@
 """The healing-time model: the survival learner on landmark rows, the progress weights and the area shape.
 
 `HealingModel.serving_meta()` is everything the serving side needs besides the tree ensemble itself (feature
-order, categorical codes, interval edges, progress weights, area shape), as plain JSON-able values.
+order, categorical codes, interval edges, progress weights, area shape, support, the treatment effects the options
+contrast plans with), as plain JSON-able values.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
+from model_build.effects import fit_treatment_effects
 from model_build.features import CATEGORICAL_FEATURES, FEATURE_NAMES, TREATMENT_FEATURE_NAMES
 from model_build.features_table import Landmarks
 from model_build.progress import PROGRESS_VARIABLES, ProgressWeights
@@ -48,6 +50,7 @@ class HealingModel:
     progress: ProgressWeights
     area_shape: float
     support: dict[str, Any]
+    treatment_effects: dict[str, Any]
     params: HealingParams
 
     def serving_meta(self) -> dict[str, Any]:
@@ -60,6 +63,7 @@ class HealingModel:
             "progress": self.progress.as_dict(),
             "area_shape": self.area_shape,
             "support": self.support,
+            "treatment_effects": self.treatment_effects,
         }
 
     def margins(self, rows: Sequence[Mapping[str, Any]]) -> list[list[float]]:
@@ -92,7 +96,10 @@ def fit_healing_model(train: Landmarks, params: HealingParams | None = None) -> 
         max_person_periods=params.max_person_periods,
         random_state=params.random_state,
     ).fit(as_model_frame(train.X), train.time_days, train.event)
-    return HealingModel(survival, fit_progress_weights(train), fit_area_shape(train), plan_support(train), params)
+    effects = fit_treatment_effects(train, survival.interval_edges_)
+    return HealingModel(
+        survival, fit_progress_weights(train), fit_area_shape(train), plan_support(train), effects, params
+    )
 
 
 def plan_support(train: Landmarks) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 Built from the evaluation (`model_build.evaluate.evaluate_predictions` output), the fitted model and a sample of
 held-out landmarks: headline metrics, calibration plot, example trajectories, subgroup table, feature importance
-(permutation, on held-out rows) and the progress weights. Plots are inline PNGs, so the page travels alone.
+(permutation, on held-out rows), the progress weights and the treatment effects the options contrast plans with.
+Plots are inline PNGs, so the page travels alone.
 """
 
 from __future__ import annotations
@@ -54,6 +55,11 @@ def render_model_card(card: Mapping[str, Any], model: HealingModel, test: Landma
         _section(
             "Progress score weights (per standard deviation of change since the first visit)",
             _weights_table(model.progress.weights),
+        ),
+        _section(
+            "Treatment effects used to compare plans (severity-adjusted, first visits; odds ratio of the weekly "
+            "healing hazard against the reference, 95 % interval)",
+            _effects_table(model.treatment_effects),
         ),
         _section(
             "Intended use",
@@ -132,6 +138,28 @@ def _importance_table(drops: list[tuple]) -> str:
 def _weights_table(weights: Mapping[str, float]) -> str:
     body = "".join(f"<tr><td>{html.escape(n)}</td><td>{w:+.3f}</td></tr>" for n, w in weights.items())
     return f"<table><tr><th>change in</th><th>weight</th></tr>{body}</table>"
+
+
+def _effects_table(effects: Mapping[str, Any]) -> str:
+    errors, exposed = effects["standard_errors"], effects["exposed_wounds"]
+    rows = []
+    for component, by_type in effects["effects"].items():
+        for wound_type, tau in by_type.items():
+            se = errors[component][wound_type]
+            interval = f"{np.exp(tau - 1.96 * se):.2f}–{np.exp(tau + 1.96 * se):.2f}"
+            cells = (
+                f"{component} ({wound_type})",
+                f"{np.exp(tau):.2f}",
+                interval,
+                exposed.get(component, {}).get(wound_type, ""),
+            )
+            rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+    references = html.escape(", ".join(f"{k}: {v}" for k, v in effects["references"].items()))
+    note = f"<p>References — {references}; {effects['n_wounds']} wounds, {effects['n_events']} healed.</p>"
+    head = "".join(
+        f"<th>{h}</th>" for h in ("component (wound type; * = pooled)", "odds ratio", "95 % interval", "wounds exposed")
+    )
+    return f"{note}<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
 def _img(figure) -> str:

@@ -4,7 +4,7 @@ imports this). Contraindications (ABI, eschar, anticoagulants) are filtered else
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from itertools import product
 
 TREATMENT_COLUMNS = (
@@ -78,7 +78,13 @@ class Plan:
         return cls(dressing, int(changes), debridement, **{name: True for name in interventions})
 
     def as_assessment_fields(self) -> dict[str, str | int | bool]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in TREATMENT_COLUMNS}
+
+    @property
+    def components(self) -> list[str]:
+        """What a treatment effect can attach to: the active interventions, `debridement:<kind>`, `dressing:<class>`."""
+        active = [name for name in INTERVENTIONS if getattr(self, name)]
+        return [*active, f"debridement:{self.debridement}", f"dressing:{self.primary_dressing}"]
 
 
 def candidate_plans(

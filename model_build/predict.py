@@ -1,6 +1,7 @@
 """Everything the API answers for one wound history, given a healing-model scorer: pure Python.
 
-derive -> features -> the latest visit's interval hazards -> trajectory, progress, ranked treatment options.
+derive -> features -> the latest visit's interval hazards -> trajectory, progress, ranked treatment options (the
+options reuse the latest visit's hazards, shifted per plan by the model's treatment effects).
 The scorer is any `margins(rows) -> list[list[float]]` (compiled in serving, scikit-learn as the reference), and
 `meta` is the model's serving metadata (`HealingModel.serving_meta()`, stored in the bundle).
 """
@@ -67,13 +68,19 @@ def predict_history(
     horizon = min(ask.horizon_weeks, int(curve.horizon_days // 7))
     result["status"] = "open"
     result["prediction"] = trajectory(curve, latest["area_cm2"], scorer.meta["area_shape"], horizon)
+
+    def margins_of(rows: list[dict[str, Any]]) -> list[list[float]]:
+        """The options score the latest visit as recorded (already scored above) unless its plan is incomplete."""
+        return [margins] if rows == [latest] else scorer.margins(rows)
+
     result["options"] = treatment_options(
         latest,
-        scorer.margins,
+        margins_of,
         scorer.edges,
         catalog,
         rules,
         scorer.meta["support"],
+        scorer.meta["treatment_effects"],
         objective=ask.objective,
         min_p_healed_12w=ask.min_p_healed_12w,
         horizon_weeks=horizon,

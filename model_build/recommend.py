@@ -1,9 +1,10 @@
 """Treatment options for one wound, ranked by predicted outcome and cost, with contraindications and support.
 
-Candidate plans (`model_build.plans`) are screened by a JSON rule table; the admissible plans and the current
-plan are scored by the healing model in ONE call, each row being the latest visit's features with the plan's
-treatment features substituted (g-computation; assumptions in docs/recommender.md); each plan is costed from
-the catalog over its predicted survival curve, and the options are ranked by the caller's objective.
+Candidate plans (`model_build.plans`) are screened by a JSON rule table. The healing model scores ONE row, the
+latest visit as recorded (its current plan); each plan's curve is that prognosis with every interval's hazard logit
+shifted by the estimated treatment-effect contrast tau(plan) - tau(current plan) (`model_build.effects`, shipped in
+the serving metadata; assumptions in docs/recommender.md). Each plan is costed from the catalog over its curve, and
+the options are ranked by the caller's objective.
 
 Pure Python: the inference Lambda imports it. The scorer is any `margins(rows) -> list[list[float]]`.
 """
@@ -23,7 +24,7 @@ from model_build.costs import CostCatalog, cost_per_healed, expected_cost, icer,
 from model_build.features import FEATURE_NAMES, TREATMENT_FEATURE_NAMES
 from model_build.plans import INTERVENTIONS, TREATMENT_COLUMNS, Plan, candidate_plans
 from model_build.schema import DEBRIDEMENTS, DRESSINGS
-from model_build.trajectory import DAYS_PER_WEEK, Curve, softplus
+from model_build.trajectory import DAYS_PER_WEEK, Curve, locate
 
 DEFAULT_RULES = resources.files("model_build") / "data" / "contraindications.json"
 OBJECTIVES = ("fastest", "cheapest", "cost_per_healed")
@@ -31,9 +32,10 @@ ACTIONS = ("exclude", "caveat")
 WEEKS_12_DAYS = 84.0
 DEFAULT_MIN_SUPPORT = 20
 METHOD = (
-    "Counterfactual prediction (g-computation): the healing model scores the latest visit with each plan's "
-    "treatment substituted. Valid if the model's features capture why wounds got their plans (no unmeasured "
-    "confounding), comparable wounds received the plan (support), and the plan is delivered as recorded."
+    "Prognosis under the current plan from the healing model, shifted for each plan by severity-adjusted "
+    "treatment effects (log odds ratios of the interval hazard of healing, estimated on first visits). Valid if "
+    "the model's features capture why wounds got their plans (no unmeasured confounding), comparable wounds "
+    "received the plan (support), effects are proportional over time, and the plan is delivered as recorded."
 )
 COMPARABLE = "wound type; pressure injuries by stage"
 
@@ -211,33 +213,31 @@ def support_table(exposures: Iterable[Mapping[str, Any]], min_support: int = DEF
 # --- outcome and cost of one plan ---------------------------------------------------------------------------
 
 
-def _outcome(edges: Sequence[float], margins: Sequence[float], horizon_weeks: int) -> dict[str, Any]:
-    """Median and 10th–90th percentile weeks, restricted mean weeks, P(healed) at 12 weeks and the horizon."""
-    curve = Curve(tuple(edges), tuple(margins))
-    horizon_days = horizon_weeks * DAYS_PER_WEEK
-    return {
-        "median_weeks": _weeks(curve.quantile(0.5)),
-        "healing_weeks_p10_p90": [_weeks(curve.quantile(0.1)), _weeks(curve.quantile(0.9))],
-        "restricted_mean_weeks": _restricted_mean_days(edges, margins, horizon_days) / DAYS_PER_WEEK,
-        "p_healed_12w": 1.0 - curve.survival(WEEKS_12_DAYS),
-        "p_healed_by_horizon": 1.0 - curve.survival(horizon_days),
-        "_open_at_week_start": [curve.survival(week * DAYS_PER_WEEK) for week in range(horizon_weeks)],
-    }
-
-
-def _restricted_mean_days(edges: Sequence[float], margins: Sequence[float], until: float) -> float:
-    """Area under S(t) on [0, until]: expected days open within the horizon (exact: hazards are piecewise
-    constant)."""
-    total, log_s = 0.0, 0.0
-    for lo, hi, margin in zip(edges[:-1], edges[1:], margins, strict=True):
-        if lo >= until:
-            break
-        rate = softplus(margin) / (hi - lo)  # per day
-        span = min(hi, until) - lo
-        s = math.exp(log_s)
-        total += s * span if rate == 0.0 else s * -math.expm1(-rate * span) / rate
-        log_s -= rate * (hi - lo)
+def plan_effect(effects: Mapping[str, Any], plan: Plan, wound_type: str) -> float:
+    """tau(plan): the sum of its components' effects (log odds ratios) for this wound type; unknown components 0."""
+    total = 0.0
+    for component in plan.components:
+        by_type = effects["effects"].get(component)
+        if by_type:
+            total += by_type.get(wound_type, by_type["*"])
     return total
+
+
+def _outcome(curve: Curve, week_starts: Sequence[tuple[int, float]], horizon_weeks: int) -> dict[str, Any]:
+    """Median and 10th–90th percentile weeks, restricted mean weeks, P(healed) at 12 weeks and the horizon.
+
+    `week_starts` locates days 0, 7, ..., horizon and then 84 (12 weeks) on the curve's edges (`locate`).
+    """
+    p10, median, p90 = curve.quantiles((0.1, 0.5, 0.9))
+    open_at = curve.survival_at(week_starts)
+    return {
+        "median_weeks": _weeks(median),
+        "healing_weeks_p10_p90": [_weeks(p10), _weeks(p90)],
+        "restricted_mean_weeks": curve.restricted_mean(horizon_weeks * DAYS_PER_WEEK) / DAYS_PER_WEEK,
+        "p_healed_12w": 1.0 - open_at[-1],
+        "p_healed_by_horizon": 1.0 - open_at[horizon_weeks],
+        "_open_at_week_start": open_at[:horizon_weeks],
+    }
 
 
 def _weeks(days: float | None) -> float | None:
@@ -291,6 +291,7 @@ def treatment_options(
     catalog: CostCatalog,
     rules: RuleTable,
     support: Mapping[str, Any],
+    effects: Mapping[str, Any],
     *,
     objective: str = "fastest",
     min_p_healed_12w: float = 0.0,
@@ -298,6 +299,8 @@ def treatment_options(
 ) -> dict[str, Any]:
     """Ranked treatment options for the wound whose latest feature row is `row` (from `history_features`).
 
+    `effects` are the model's treatment effects (`serving_meta()["treatment_effects"]`). The scorer is called once,
+    on `row` as recorded (or, when its plan is not fully recorded, with the first admissible plan substituted).
     objective: "fastest" (least expected time open within the horizon), "cheapest" (lowest expected cost), or
     "cost_per_healed" (lowest expected cost / P(healed by the horizon)). Plans below `min_p_healed_12w` are
     ranked after those that meet it and never recommended. Contraindicated plans come back under `excluded`.
@@ -311,19 +314,20 @@ def treatment_options(
     candidates = candidate_plans(
         row["wound_type"], row["location"], row.get("pi_stage"), None if grade is None else int(grade)
     )
-    admissible, excluded = [], []
-    for plan in candidates:
-        exclusions, caveats = rules.screen(plan, row)
-        if exclusions:
-            excluded.append({"plan_id": plan.plan_id, "reasons": [r.as_dict() for r in exclusions]})
-        else:
-            admissible.append((plan, caveats))
+    admissible, excluded = _screened(candidates, rules, row)
     current_plan = plan_from_fields(row)
     to_score = [plan for plan, _ in admissible]
     if current_plan is not None and current_plan not in to_score:
         to_score.append(current_plan)
-    scored = margins([{**row, **plan_features(plan)} for plan in to_score]) if to_score else []
-    outcomes = {plan: _outcome(edges, m, horizon_weeks) for plan, m in zip(to_score, scored, strict=True)}
+    anchor = current_plan or (to_score[0] if to_score else candidates[0])
+    anchor_row = dict(row) if current_plan is not None else {**row, **plan_features(anchor)}
+    prognosis = Curve(tuple(edges), tuple(margins([anchor_row])[0]))
+    week_starts = locate(edges, [week * DAYS_PER_WEEK for week in range(horizon_weeks + 1)] + [WEEKS_12_DAYS])
+    anchor_effect = plan_effect(effects, anchor, row["wound_type"])
+    outcomes = {}
+    for plan in to_score:
+        curve = prognosis.shifted(plan_effect(effects, plan, row["wound_type"]) - anchor_effect)
+        outcomes[plan] = _outcome(curve, week_starts, horizon_weeks)
 
     group = comparable_group(row["wound_type"], row.get("pi_stage"))
     counts, min_support = support["counts"].get(group, {}), int(support["min_support"])
@@ -373,6 +377,20 @@ def treatment_options(
         "options": options,
         "excluded": excluded,
     }
+
+
+def _screened(
+    candidates: list[Plan], rules: RuleTable, row: Mapping[str, Any]
+) -> tuple[list[tuple[Plan, list[Rule]]], list[dict[str, Any]]]:
+    """(admissible plans with their caveats, excluded plans with the rules that excluded them)."""
+    admissible, excluded = [], []
+    for plan in candidates:
+        exclusions, caveats = rules.screen(plan, row)
+        if exclusions:
+            excluded.append({"plan_id": plan.plan_id, "reasons": [r.as_dict() for r in exclusions]})
+        else:
+            admissible.append((plan, caveats))
+    return admissible, excluded
 
 
 def _ranking(objective: str) -> Callable[[Mapping[str, Any]], tuple]:

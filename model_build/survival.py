@@ -36,6 +36,32 @@ def _softplus(m: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.logaddexp(0.0, m)
 
 
+def person_periods(
+    t: NDArray[np.float64], d: NDArray[np.bool_], edges: NDArray[np.float64]
+) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.int8], NDArray[np.float64]]:
+    """Expand rows into (row, interval, label, weight) over intervals (edges[k], edges[k+1]]; edges[0] = 0.
+
+    A row censored part-way through its last interval counts the share of it at risk (actuarial idea); rows
+    with nothing at risk are dropped.
+    """
+    n_int = len(edges) - 1
+    last = np.clip(np.searchsorted(edges, t, side="left") - 1, 0, None)  # t in (edge_k, edge_k+1]
+    beyond = t > edges[-1]
+    last[beyond] = n_int - 1
+    counts = last + 1
+    rows = np.repeat(np.arange(len(t)), counts)
+    starts = np.cumsum(counts) - counts
+    interval = np.arange(len(rows)) - np.repeat(starts, counts)
+    is_last = interval == last[rows]
+    label = (is_last & d[rows] & ~beyond[rows]).astype(np.int8)
+    weight = np.ones(len(rows))
+    partial = is_last & ~d[rows] & ~beyond[rows]
+    k = interval[partial]
+    weight[partial] = (t[rows[partial]] - edges[k]) / (edges[k + 1] - edges[k])
+    keep = weight > 0
+    return rows[keep], interval[keep], label[keep], weight[keep]
+
+
 class DiscreteTimeSurvival(BaseEstimator):
     """Right-censored time-to-event learner on any tabular DataFrame; compilable by Treelite.
 
@@ -154,31 +180,15 @@ class DiscreteTimeSurvival(BaseEstimator):
     def _person_periods(
         self, t: NDArray[np.float64], d: NDArray[np.bool_], rng: np.random.RandomState
     ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.int8], NDArray[np.float64]]:
-        """Expand rows into (row, interval, label, weight); censoring inside an interval counts its share."""
-        edges = self.interval_edges_
-        n_int = len(edges) - 1
-        last = np.clip(np.searchsorted(edges, t, side="left") - 1, 0, None)  # t in (edge_k, edge_k+1]
-        beyond = t > edges[-1]
-        last[beyond] = n_int - 1
-        counts = last + 1
-        rows = np.repeat(np.arange(len(t)), counts)
-        starts = np.cumsum(counts) - counts
-        interval = np.arange(len(rows)) - np.repeat(starts, counts)
-        is_last = interval == last[rows]
-        label = (is_last & d[rows] & ~beyond[rows]).astype(np.int8)
-        weight = np.ones(len(rows))
-        # Actuarial idea: a row censored part-way through its last interval was at risk for that fraction.
-        partial = is_last & ~d[rows] & ~beyond[rows]
-        k = interval[partial]
-        weight[partial] = (t[rows[partial]] - edges[k]) / (edges[k + 1] - edges[k])
-        keep = weight > 0
+        """`person_periods`, then non-event rows subsampled (and reweighted) down to `max_person_periods`."""
+        rows, interval, label, weight = person_periods(t, d, self.interval_edges_)
         n_events = int(label.sum())
         if len(rows) > self.max_person_periods and self.max_person_periods > n_events:
             p = (self.max_person_periods - n_events) / (len(rows) - n_events)
-            sampled = rng.random_sample(len(rows)) < p
-            keep &= (label == 1) | sampled
+            keep = (label == 1) | (rng.random_sample(len(rows)) < p)
             weight[label == 0] /= p
-        return rows[keep], interval[keep], label[keep], weight[keep]
+            return rows[keep], interval[keep], label[keep], weight[keep]
+        return rows, interval, label, weight
 
     # ---- the matrix the inner model sees -------------------------------------------------------------
 

@@ -22,62 +22,108 @@ MILESTONE_WEEKS = (4, 8, 12, 24)
 BAND = (0.1, 0.9)  # the 80 % band and interval
 
 
-def softplus(m: float) -> float:
-    """log(1 + e^m), computed without overflow."""
-    return max(m, 0.0) + math.log1p(math.exp(-abs(m)))
-
-
 @dataclass(frozen=True)
 class Curve:
-    """Survival (not yet healed) as a function of days since the visit, up to the last edge (the horizon)."""
+    """Survival (not yet healed) as a function of days since the visit, up to the last edge (the horizon).
+
+    Built once per curve: the interval rates softplus(m_k), log S and S at every edge; queries then cost at most one
+    exp each (none at an edge).
+    """
 
     edges: tuple[float, ...]  # 0 = edge_0 < edge_1 < ... (days)
     margins: tuple[float, ...]  # one per interval
     _rates: tuple[float, ...] = field(init=False, repr=False, compare=False)
     _log_s: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    _s: tuple[float, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.edges) != len(self.margins) + 1:
             raise ValueError("a curve needs one margin per interval")
-        rates = tuple(softplus(m) for m in self.margins)  # -log(1 - h_k)
+        exp, log1p = math.exp, math.log1p
+        rates = [m if m > 35.0 else log1p(exp(m)) for m in self.margins]  # softplus(m) = -log(1 - h_k), inlined
         log_s = [0.0]
         for rate in rates:
             log_s.append(log_s[-1] - rate)
-        object.__setattr__(self, "_rates", rates)
+        object.__setattr__(self, "_rates", tuple(rates))
         object.__setattr__(self, "_log_s", tuple(log_s))
+        object.__setattr__(self, "_s", tuple(map(math.exp, log_s)))
 
     @property
     def horizon_days(self) -> float:
         return self.edges[-1]
 
+    def shifted(self, log_odds: float) -> Curve:
+        """The curve with every interval's hazard logit raised by `log_odds` (a proportional-odds effect)."""
+        return Curve(self.edges, tuple(m + log_odds for m in self.margins))
+
     def survival(self, days: float) -> float:
         """P(not healed by `days`), 0 <= days <= horizon."""
         if not 0.0 <= days <= self.horizon_days:
             raise ValueError("days must lie within the model horizon")
-        edges = self.edges
-        k = min(max(_bisect_left(edges, days) - 1, 0), len(edges) - 2)
-        frac = (days - edges[k]) / (edges[k + 1] - edges[k])
-        return math.exp(self._log_s[k] - frac * self._rates[k])
+        return self.survival_at(locate(self.edges, (days,)))[0]
+
+    def survival_at(self, located: Sequence[tuple[int, float]]) -> list[float]:
+        """P(not healed) at days already placed on this curve's edges by `locate` (one placement, many curves)."""
+        s, log_s, rates = self._s, self._log_s, self._rates
+        return [s[k] if frac == 0.0 else math.exp(log_s[k] - frac * rates[k]) for k, frac in located]
 
     def quantile(self, q: float) -> float | None:
         """Days by which a share q of such wounds has healed; None when that lies beyond the horizon."""
-        target = math.log1p(-q)
-        log_s = self._log_s
+        return self.quantiles((q,))[0]
+
+    def quantiles(self, qs: Sequence[float]) -> list[float | None]:
+        """`quantile` for each of `qs` (ascending) in one pass over the intervals."""
+        out: list[float | None] = [None] * len(qs)
+        log_s, edges = self._log_s, self.edges
+        j, targets = 0, [math.log1p(-q) for q in qs]
         for k, rate in enumerate(self._rates):
-            if log_s[k + 1] <= target:
-                width = self.edges[k + 1] - self.edges[k]
-                return self.edges[k] + width * (log_s[k] - target) / rate
-        return None
+            while j < len(targets) and log_s[k + 1] <= targets[j]:
+                out[j] = edges[k] + (edges[k + 1] - edges[k]) * (log_s[k] - targets[j]) / rate
+                j += 1
+            if j == len(targets):
+                break
+        return out
+
+    def restricted_mean(self, until: float) -> float:
+        """Area under S(t) on [0, until]: expected days open within it (exact: hazards are piecewise constant).
+
+        Over a whole interval of width w and rate r the area is (S(lo) - S(hi)) * w / r; small rates and the part
+        interval before `until` use expm1 instead of that difference, which would lose precision.
+        """
+        total, edges, s = 0.0, self.edges, self._s
+        for k, rate in enumerate(self._rates):
+            lo, hi = edges[k], edges[k + 1]
+            if lo >= until:
+                break
+            width = hi - lo
+            if hi <= until and rate > 1e-3:
+                total += (s[k] - s[k + 1]) * width / rate
+            elif rate > 0.0:
+                total += s[k] * -math.expm1(-rate * (min(hi, until) - lo) / width) * width / rate
+            else:
+                total += s[k] * (min(hi, until) - lo)
+        return total
 
 
-def _bisect_left(values: Sequence[float], x: float) -> int:
+def locate(edges: Sequence[float], days: Sequence[float]) -> list[tuple[int, float]]:
+    """For each day, the k with edges[k] <= day < edges[k+1] (the last edge for the horizon itself) and the
+    fraction of that interval elapsed: 0 exactly at an edge."""
+    out = []
+    last = len(edges) - 1
+    for day in days:
+        k = min(_bisect_right(edges, day) - 1, last)
+        out.append((k, 0.0 if day == edges[k] else (day - edges[k]) / (edges[k + 1] - edges[k])))
+    return out
+
+
+def _bisect_right(values: Sequence[float], x: float) -> int:
     lo, hi = 0, len(values)
     while lo < hi:
         mid = (lo + hi) // 2
-        if values[mid] < x:
-            lo = mid + 1
-        else:
+        if x < values[mid]:
             hi = mid
+        else:
+            lo = mid + 1
     return lo
 
 

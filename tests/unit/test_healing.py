@@ -45,6 +45,9 @@ def test_serving_meta_is_json_and_complete(cohort_and_model):
     assert meta["interval_edges_days"][:3] == [0.0, 7.0, 14.0] and meta["interval_edges_days"][-1] == 364.0
     assert set(meta["progress"]["weights"]) == set(meta["progress"]["scales"])
     assert 0.2 <= meta["area_shape"] <= 5.0
+    effects = meta["treatment_effects"]
+    assert effects["n_wounds"] > 0 and effects["references"]["debridement"] == "none"
+    assert set(effects["effects"]) == set(effects["standard_errors"])
 
 
 def test_progress_weights_reward_shrinking_wounds(cohort_and_model):

@@ -22,7 +22,14 @@ def test_model_card_has_metrics_plots_subgroups_importance_and_weights(small_coh
 
     assert page.startswith("<!doctype html>") and "mv-test" in page
     assert page.count("data:image/png;base64,") == 2  # calibration and trajectories
-    for heading in ("Headline metrics", "Subgroups", "C-index", "Progress score weights", "wound_type"):
+    for heading in (
+        "Headline metrics",
+        "Subgroups",
+        "C-index",
+        "Progress score weights",
+        "wound_type",
+        "Treatment effects",
+    ):
         assert heading in page
     assert f"{evaluation['overall']['harrell_c']:.3f}" in page
 

@@ -54,6 +54,19 @@ def test_compiled_and_sklearn_scorers_give_the_same_answer(small_cohort, scorers
     assert ranked[0] == ranked[1]
 
 
+def test_the_model_scores_one_row_per_history_and_the_options_reuse_it(small_cohort, scorers):
+    calls = []
+
+    def counting(rows):
+        calls.append(len(rows))
+        return scorers[0].margins(rows)
+
+    patient, wound, visits = _open_wound(small_cohort)
+    scorer = Scorer("counting", counting, scorers[0].meta)
+    answer = predict_history(patient, wound, visits[:2], scorer, load_catalog(), load_rules(), OptionsRequest())
+    assert calls == [1] and len(answer["options"]["options"]) > 1
+
+
 def test_a_closed_latest_visit_means_healed_and_no_prediction(small_cohort, scorers):
     patient, wound, visits = _open_wound(small_cohort)
     closed = dict(visits[-1], length_cm=0.0, width_cm=0.0, area_cm2=None, depth_cm=0.0)

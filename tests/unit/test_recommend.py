@@ -1,4 +1,5 @@
-"""Treatment options: contraindication screening, one scoring call, ranking per objective, support, determinism."""
+"""Treatment options: contraindication screening, one scored row shifted by treatment effects, ranking per objective,
+support, determinism."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from model_build.recommend import (
     RuleTableError,
     load_rules,
     parse_rules,
+    plan_effect,
+    plan_features,
     plan_from_fields,
     support_table,
     treatment_options,
@@ -23,15 +26,16 @@ from model_build.recommend import (
 EDGES = [7.0 * week for week in range(53)]
 CATALOG, RULES = load_catalog(), load_rules()
 NO_SUPPORT = {"min_support": 20, "counts": {}}
-# Log hazard-ratio-like bumps of the fake scorer: the more, the faster the wound heals.
-EFFECTS = {"compression": 1.0, "offloading": 0.8, "npwt": 0.6, "skin_substitute": 0.4, "hyperbaric_oxygen": 0.2}
+# Log odds ratios of the weekly healing hazard: the more, the faster the wound heals.
+BUMPS = {"compression": 1.0, "offloading": 0.8, "npwt": 0.6, "skin_substitute": 0.4, "hyperbaric_oxygen": 0.2}
+EFFECTS = {"effects": {**{name: {"*": w} for name, w in BUMPS.items()}, "debridement:sharp": {"*": 0.3}}}
 
 
 def fake_margins(rows):
-    """Deterministic scorer: a constant weekly hazard logit per row, raised by the plan's interventions."""
+    """Deterministic scorer: a constant weekly hazard logit per row, raised by the recorded plan's components."""
     out = []
     for row in rows:
-        m = -3.0 + sum(w * row[name] for name, w in EFFECTS.items()) + 0.3 * (row["debridement"] == "sharp")
+        m = -3.0 + sum(w * row[name] for name, w in BUMPS.items()) + 0.3 * (row["debridement"] == "sharp")
         out.append([m] * (len(EDGES) - 1))
     return out
 
@@ -46,7 +50,8 @@ def wound_row(**fields):
 
 
 def options(row, **kwargs):
-    return treatment_options(row, fake_margins, EDGES, CATALOG, RULES, kwargs.pop("support", NO_SUPPORT), **kwargs)
+    support = kwargs.pop("support", NO_SUPPORT)
+    return treatment_options(row, fake_margins, EDGES, CATALOG, RULES, support, EFFECTS, **kwargs)
 
 
 def rule_ids(items):
@@ -124,7 +129,7 @@ def test_a_rule_file_change_changes_behaviour_without_code_change(tmp_path):
     stricter = load_rules(path)
     row = wound_row(ankle_brachial_index=0.6)
     # When the same wound is screened
-    out = treatment_options(row, fake_margins, EDGES, CATALOG, stricter, NO_SUPPORT)
+    out = treatment_options(row, fake_margins, EDGES, CATALOG, stricter, NO_SUPPORT, EFFECTS)
     # Then compression is now excluded, and the rules version names the new table
     assert "compression-abi-below-0.5" in rule_ids(out["excluded"])
     assert out["rules_version"] != RULES.version
@@ -140,22 +145,64 @@ def test_a_malformed_rule_is_rejected_at_load():
         parse_rules(json.dumps(bad))
 
 
-def test_all_plans_and_the_current_plan_are_scored_in_one_call_with_treatment_substituted():
-    calls = []
-
-    def recording(rows):
+def recording(calls):
+    def margins(rows):
         calls.append(rows)
         return fake_margins(rows)
 
+    return margins
+
+
+def test_one_row_is_scored_the_latest_visit_as_recorded_and_the_current_plan_keeps_its_curve():
     # Given a current plan (collagen) that is not a candidate plan
+    calls = []
     row = wound_row(primary_dressing="collagen", dressing_changes_per_week=3.0)
-    out = treatment_options(row, recording, EDGES, CATALOG, RULES, NO_SUPPORT)
-    # Then the scorer ran once, one row per option plus the current plan, each with the plan's features
-    assert len(calls) == 1 and len(calls[0]) == len(out["options"]) + 1
-    scored = [plan_from_fields(r).plan_id for r in calls[0]]
-    assert sorted(scored) == sorted([o["plan_id"] for o in out["options"]] + ["collagen.3.none"])
+    out = treatment_options(row, recording(calls), EDGES, CATALOG, RULES, NO_SUPPORT, EFFECTS)
+    # Then the scorer ran once, on the row as recorded, and every option and the current plan are reported
+    assert calls == [[row]]
     assert out["current"]["plan_id"] == "collagen.3.none" and not out["current"]["in_candidate_plans"]
-    assert all(r["length_cm"] == row["length_cm"] and r["ankle_brachial_index"] == 1.0 for r in calls[0])
+    # and the current plan's outcome is the scored curve itself (no shift): constant weekly logit -3
+    p_week = 1.0 / (1.0 + math.exp(3.0))
+    assert out["current"]["p_healed_12w"] == pytest.approx(1.0 - (1.0 - p_week) ** 12, rel=1e-12)
+    same_plan = next(o for o in options(wound_row())["options"] if o["plan_id"] == "gauze.7.none")
+    assert same_plan["vs_current"]["restricted_mean_weeks"] == 0.0 and same_plan["vs_current"]["p_healed_12w"] == 0.0
+
+
+def test_plans_differ_by_the_effect_contrast_so_a_scorer_with_the_same_effects_equals_substitution():
+    # Given a scorer whose treatment response is exactly EFFECTS, the shifted curves equal each plan scored alone
+    row = wound_row(compression=1.0, debridement="sharp")
+    out = options(row)
+    for option in out["options"]:
+        alone = treatment_options(
+            {**row, **plan_features(Plan.from_id(option["plan_id"]))}, fake_margins, EDGES, CATALOG, RULES,
+            NO_SUPPORT, EFFECTS,
+        )["current"]  # fmt: skip
+        assert option["restricted_mean_weeks"] == pytest.approx(alone["restricted_mean_weeks"], rel=1e-12)
+
+
+def test_a_beneficial_component_lowers_the_predicted_healing_time():
+    # Given a Wagner 2 plantar DFU: offloading + NPWT against offloading alone, same dressing and debridement
+    dfu = wound_row(wound_type="diabetic_foot_ulcer", location="foot_plantar", wagner_grade=2.0)
+    by_id = {o["plan_id"]: o for o in options(dfu)["options"]}
+    with_npwt, without = by_id["foam.3.none+offloading+npwt"], by_id["foam.3.none+offloading"]
+    assert with_npwt["restricted_mean_weeks"] < without["restricted_mean_weeks"]
+    assert with_npwt["median_weeks"] < without["median_weeks"]
+    assert with_npwt["p_healed_12w"] > without["p_healed_12w"]
+    plan = Plan.from_id("foam.3.none+offloading+npwt")
+    assert plan_effect(EFFECTS, plan, "diabetic_foot_ulcer") == pytest.approx(0.8 + 0.6)
+    assert (
+        plan_effect({"effects": {"npwt": {"*": 0.6, "diabetic_foot_ulcer": 0.5}}}, plan, "diabetic_foot_ulcer") == 0.5
+    )
+
+
+def test_a_wound_with_an_incomplete_plan_is_scored_once_with_the_first_admissible_plan():
+    calls = []
+    row = wound_row(debridement=None)
+    out = treatment_options(row, recording(calls), EDGES, CATALOG, RULES, NO_SUPPORT, EFFECTS)
+    assert out["current"] is None and len(calls) == 1 and len(calls[0]) == 1
+    first_admissible = plan_from_fields(calls[0][0])
+    assert first_admissible is not None and first_admissible.plan_id in {o["plan_id"] for o in out["options"]}
+    assert out["recommended"] == options(wound_row())["recommended"]
 
 
 def test_fastest_ranks_by_expected_time_open_and_reports_the_change_vs_current():
@@ -183,7 +230,7 @@ def test_expected_cost_and_p12_match_a_hand_computation_for_a_constant_hazard():
     def half(rows):
         return [[0.0] * 52 for _ in rows]
 
-    out = treatment_options(wound_row(), half, EDGES, CATALOG, RULES, NO_SUPPORT, horizon_weeks=12)
+    out = treatment_options(wound_row(), half, EDGES, CATALOG, RULES, NO_SUPPORT, EFFECTS, horizon_weeks=12)
     current = out["current"]  # gauze 7 changes: 2×7 + 7 visits × 120 = 854 a week
     assert current["weekly_cost_usd"] == 854.0
     assert current["expected_cost_usd"] == pytest.approx(854.0 * (1 - 0.5**12) / 0.5)

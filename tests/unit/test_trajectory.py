@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from model_build.survival import DiscreteTimeSurvival
-from model_build.trajectory import Curve, area_at, trajectory
+from model_build.trajectory import Curve, area_at, locate, trajectory
 
 WEEKLY = tuple(7.0 * k for k in range(53))
 
@@ -23,6 +23,28 @@ def test_constant_weekly_hazard_gives_geometric_survival_by_hand():
     assert curve.survival(7.0 * 12) == pytest.approx(0.9**12, rel=1e-12)
     median_weeks = math.log(0.5) / math.log(0.9)
     assert curve.quantile(0.5) / 7.0 == pytest.approx(median_weeks, rel=1e-12)
+
+
+def test_restricted_mean_and_located_survival_match_a_hand_computation():
+    # Given a 10 % hazard every week on uneven edges (weekly, then fortnightly: 20.1 % a fortnight)
+    edges = (0.0, 7.0, 14.0, 28.0, 42.0)
+    m_week, m_fortnight = math.log(0.1 / 0.9), math.log(0.19 / 0.81)
+    curve = Curve(edges, (m_week, m_week, m_fortnight, m_fortnight))
+    rate = -math.log(0.9) / 7.0  # per day, the same throughout
+    # Then the area under S on [0, 35] is (1 - e^(-35 rate)) / rate, and S at located days is the same as one by one
+    assert curve.restricted_mean(35.0) == pytest.approx(-math.expm1(-35.0 * rate) / rate, rel=1e-12)
+    days = [0.0, 7.0, 21.0, 35.0, 42.0]
+    assert curve.survival_at(locate(edges, days)) == [curve.survival(d) for d in days]
+    assert curve.survival(21.0) == pytest.approx(math.exp(-21.0 * rate), rel=1e-12)
+    assert curve.quantiles((0.1, 0.5, 0.9)) == [curve.quantile(q) for q in (0.1, 0.5, 0.9)]
+
+
+def test_a_shift_raises_every_interval_logit_and_zero_keeps_the_curve():
+    curve = Curve(WEEKLY, tuple(-3.0 + 0.01 * k for k in range(52)))
+    assert curve.shifted(0.0) == curve
+    faster = curve.shifted(0.5)
+    assert faster.margins == tuple(m + 0.5 for m in curve.margins)
+    assert faster.restricted_mean(364.0) < curve.restricted_mean(364.0)
 
 
 def test_quantile_beyond_the_horizon_is_none_not_a_guess():
