@@ -207,8 +207,10 @@ def load_compiled(record: ModelVersion, store: ObjectStore, cache_dir: Path) -> 
         prefix = record.artifacts["native_bundle"].rpartition("/")[0] + "/"
         staging = cache_dir / f".{record.version}.{os.urandom(16).hex()}"
         try:
-            for key in store.list(prefix):
-                store.get_file(key, staging / key[len(prefix) :])
+            for key in store.list(prefix):  # one GET per file (S3's download_file adds a HEAD): bundles are small
+                path = staging / key[len(prefix) :]
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(store.get_bytes(key))
             staging.rename(target)  # atomic: a racing process finds a complete directory or none
         except OSError:
             if not target.is_dir():
