@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from woundcare_shared.settings import ConfigurationError, get_settings, parse_url
@@ -97,3 +99,46 @@ def test_service_urls_split_into_scheme_location_and_prefix(url, schemes, parsed
 def test_malformed_service_urls_are_refused_with_the_rule_they_break(url, schemes, complaint):
     with pytest.raises(ValueError, match=complaint):
         parse_url(url, schemes)
+
+
+SERVING = ("CAPTURE_URL", "MAX_BODY_BYTES", "MODEL_REFRESH_SECONDS", "MODEL_CACHE_DIR")
+
+
+def test_serving_settings_read_typed_values_with_names_in_any_case(monkeypatch, tmp_path):
+    from woundcare_shared.serving import load_serving_settings
+
+    # Given the serving variables, one in lower case, numbers as the environment spells them
+    monkeypatch.setenv("WOUNDCARE_HOME", str(tmp_path))
+    monkeypatch.setenv("WOUNDCARE_MAX_BODY_BYTES", "2_048")
+    monkeypatch.setenv("woundcare_model_refresh_seconds", "0")
+    monkeypatch.setenv("WOUNDCARE_MODEL_CACHE_DIR", "/tmp/models")
+    monkeypatch.setenv("WOUNDCARE_CAPTURE_URL", "log://")
+    # When they are read, Then each has its type and the locations their defaults under home
+    settings = load_serving_settings()
+    assert (settings.max_body_bytes, settings.model_refresh_seconds) == (2048, 0.0)
+    assert (settings.cache_dir(), settings.capture_target()) == (Path("/tmp/models"), "log://")
+    assert settings.store_url == f"file://{tmp_path}/store"
+
+
+def test_serving_settings_default_and_fail_naming_every_bad_variable(monkeypatch, tmp_path):
+    from woundcare_shared.serving import load_serving_settings
+
+    for name in SERVING:
+        monkeypatch.delenv(f"WOUNDCARE_{name}", raising=False)
+    monkeypatch.setenv("WOUNDCARE_HOME", str(tmp_path))
+    defaults = load_serving_settings()
+    assert (defaults.max_body_bytes, defaults.model_refresh_seconds) == (1_048_576, 300.0)
+    assert defaults.capture_target() == f"file://{tmp_path}/captures/predictions.jsonl"
+    # Given a body limit below its floor, a refresh period that is no number, a capture URL of another kind
+    monkeypatch.setenv("WOUNDCARE_MAX_BODY_BYTES", "512")
+    monkeypatch.setenv("WOUNDCARE_MODEL_REFRESH_SECONDS", "soon")
+    monkeypatch.setenv("WOUNDCARE_CAPTURE_URL", "http://example.org/captures")
+    # When they are read, Then one error names the three variables and what each accepts
+    with pytest.raises(ConfigurationError) as caught:
+        load_serving_settings()
+    assert str(caught.value) == (
+        "invalid woundcare serving configuration: "
+        "WOUNDCARE_CAPTURE_URL: must be log:// or file:///absolute/path.jsonl; "
+        "WOUNDCARE_MAX_BODY_BYTES: must be an integer >= 1024; "
+        "WOUNDCARE_MODEL_REFRESH_SECONDS: must be a number"
+    )
