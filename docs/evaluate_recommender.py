@@ -117,25 +117,27 @@ def batch_scorer(margins, rows):
 
 
 def effect_recovery(effects: dict, hazard_ratios: dict) -> list[dict]:
-    """Every estimated effect (exp of the log odds ratio, 95 % interval) next to the cohort's true hazard ratio
-    (components the cohort gives no effect, such as dressings, have a true ratio of 1). Pooled ("*") estimates of
-    interventions are compared only where the truth has a pooled value."""
+    """The effect the recommender applies to each (component, wound type) with a true hazard ratio in the cohort
+    (exp of the log odds ratio, 95 % interval; `pooled` when the type has no own term, `None` when the component
+    got no effect for want of exposed wounds), and the pooled ("*") one; the references and components no training
+    wound had are left out. Components without a true effect (dressings) have a true ratio of 1."""
     out = []
-    for component, estimated in effects["effects"].items():
+    references = {f"{kind}:{level}" for kind, level in effects["references"].items()}
+    for component in sorted(c for c, n in effects["exposed_wounds"].items() if n["*"] > 0 and c not in references):
         truth = hazard_ratios.get(component, {"*": 1.0})
-        for wound_type, tau in estimated.items():
-            true_hr = truth.get(wound_type, truth.get("*"))
-            if true_hr is None:
-                continue
-            se = effects["standard_errors"][component][wound_type]
+        estimated, errors = effects["effects"].get(component, {}), effects["standard_errors"].get(component, {})
+        for wound_type in sorted({*truth, *estimated} - {"*"}) + (["*"] if "*" in truth else []):
+            key = wound_type if wound_type in estimated else "*"
+            tau, se = estimated.get(key), errors.get(key)
             out.append(
                 {
                     "component": component,
                     "wound_type": wound_type,
-                    "true_hr": true_hr,
-                    "estimate": math.exp(tau),
-                    "low": math.exp(tau - 1.96 * se),
-                    "high": math.exp(tau + 1.96 * se),
+                    "true_hr": truth.get(wound_type, truth.get("*", 1.0)),
+                    "pooled": key == "*" and wound_type != "*",
+                    "estimate": None if tau is None else math.exp(tau),
+                    "low": None if tau is None else math.exp(tau - 1.96 * se),
+                    "high": None if tau is None else math.exp(tau + 1.96 * se),
                 }
             )
     return out
@@ -225,7 +227,10 @@ def effects_table(runs: list[dict]) -> str:
         for e in run["effects"]:
             key = (e["component"], e["wound_type"])
             truth[key] = e["true_hr"]
-            cells.setdefault(key, {})[f"seed {run['seed']}"] = f"{e['estimate']:.2f} ({e['low']:.2f}–{e['high']:.2f})"
+            text = "none (too few wounds)"
+            if e["estimate"] is not None:
+                text = f"{e['estimate']:.2f} ({e['low']:.2f}–{e['high']:.2f}){' pooled' if e['pooled'] else ''}"
+            cells.setdefault(key, {})[f"seed {run['seed']}"] = text
     columns = [f"seed {run['seed']}" for run in runs]
     lines = ["| component | wound type | true HR | " + " | ".join(f"estimate, {c}" for c in columns) + " |"]
     lines.append("|" + "---|" * (3 + len(columns)))
@@ -260,9 +265,10 @@ def report(result: pd.DataFrame, runs: list[dict], n_patients: int) -> tuple[str
             "",
             markdown(types),
             "",
-            "Treatment effects: true hazard ratio vs the model's estimate (exp of the log odds ratio of the interval "
-            "hazard, 95 % interval from the penalised information; `*` = pooled over wound types without their own "
-            "term; dressings against the most used class, debridement against none):",
+            "Treatment effects: true hazard ratio vs the effect the recommender applies (exp of the log odds ratio of "
+            "the interval hazard, 95 % interval from the penalised information; `pooled`: the wound type has no own "
+            "term; `none`: fewer than 20 training wounds had the component, so no effect is applied; dressings "
+            "against the most used class, debridement against none):",
             "",
             effects_table(runs),
             "",

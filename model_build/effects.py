@@ -39,10 +39,14 @@ NOT_ADJUSTED: tuple[str, ...] = ("eschar_pct", "slough_pct", "granulation_pct", 
 NOT_ADJUSTED += ("push_tissue_score", "push_total")
 # Skewed non-negative sizes and durations enter on the log scale (healing slows per doubling, not per cm²).
 LOG_SCALE = ("area_cm2", "volume_cm3", "first_area_cm2", "wound_age_days", "length_cm", "width_cm", "depth_cm")
-# Ridge penalties (prior precision) per kind of term; effects get a prior SD of 0.5 on the log odds ratio, a wound
-# type's deviation from the pooled effect 0.22, so components few wounds received stay near no effect.
-PENALTY = {"baseline": 1e-3, "covariate": 1.0, "effect": 4.0, "deviation": 20.0}
+# Ridge penalties (prior precision) per kind of term: interventions and debridement get a prior SD of 0.5 on the log
+# odds ratio, a wound type's deviation from the pooled effect 0.22, so components few wounds received stay near no
+# effect; dressing classes 0.14, as healing barely differs between moist dressings (domain-facts.md).
+PENALTY = {"baseline": 1e-3, "covariate": 1.0, "effect": 4.0, "deviation": 20.0, "dressing": 50.0}
 MIN_WOUNDS_PER_CELL = 10  # a wound type gets its own deviation for an intervention with this many exposed wounds
+# A component fewer wounds received gets no effect (0: predicted as the plan without it); its options carry the
+# low-support caveat. Its term stays in the fit, so its wounds do not blur the other effects.
+MIN_EXPOSED_WOUNDS = 20
 METHOD = (
     "L2-penalised discrete-time logistic model on first-visit landmarks (interval dummies, per-wound-type "
     "log-time slope, severity covariates with missing indicators, plan components); effects are log odds ratios "
@@ -66,7 +70,7 @@ def fit_treatment_effects(train: Landmarks, edges: Sequence[float] | NDArray[np.
     penalty = np.concatenate([np.full(len(baseline_names), PENALTY["baseline"]), penalties])
     beta, covariance = _penalised_logistic(matrix, label.astype(np.float64), weight, penalty)
     coef = dict(zip([*baseline_names, *names], range(len(penalty)), strict=True))
-    effects, errors = design.report(beta, covariance, coef, len(baseline_names))
+    effects, errors = design.report(beta, covariance, coef)
     return {
         "method": METHOD,
         "scale": "log odds ratio of the interval hazard of healing (per component, vs its reference)",
@@ -74,6 +78,7 @@ def fit_treatment_effects(train: Landmarks, edges: Sequence[float] | NDArray[np.
         "effects": effects,
         "standard_errors": errors,
         "exposed_wounds": design.exposed,
+        "min_exposed_wounds": MIN_EXPOSED_WOUNDS,
         "n_wounds": len(X),
         "n_events": int(event.sum()),
         "n_person_periods": len(label),
@@ -123,14 +128,20 @@ class _Design:
                 of_type = self.wound_type == wound_type
                 if min(n, int((of_type & ~exposed).sum())) >= MIN_WOUNDS_PER_CELL:
                     out.append((f"{name}|{wound_type}", (exposed & of_type).astype(np.float64), "deviation"))
-        for feature, component in (("debridement", "debridement"), ("primary_dressing", "dressing")):
-            out += [(f"{component}:{level}", v, "effect") for level, v in _one_hot(self.X[feature], drop_single=False)]
+        for feature, component, kind in (
+            ("debridement", "debridement", "effect"),
+            ("primary_dressing", "dressing", "dressing"),
+        ):
+            for level, indicator in _one_hot(self.X[feature], drop_single=False):
+                out.append((f"{component}:{level}", indicator, kind))
+                self.exposed[f"{component}:{level}"] = {"*": int(indicator.sum())}
         return out
 
     def report(
-        self, beta: NDArray[np.float64], covariance: NDArray[np.float64], coef: dict[str, int], offset: int
+        self, beta: NDArray[np.float64], covariance: NDArray[np.float64], coef: dict[str, int]
     ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
-        """Each component's effect against its reference, pooled ("*") and per wound type, with standard errors."""
+        """Each component's effect against its reference, pooled ("*") and per wound type, with standard errors;
+        components fewer than MIN_EXPOSED_WOUNDS wounds received are left out."""
         effects: dict[str, dict[str, float]] = {}
         errors: dict[str, dict[str, float]] = {}
 
@@ -143,8 +154,9 @@ class _Design:
             effects.setdefault(component, {})[key] = float(c @ beta)
             errors.setdefault(component, {})[key] = float(np.sqrt(c @ covariance @ c))
 
+        supported = {c for c, by_type in self.exposed.items() if by_type["*"] >= MIN_EXPOSED_WOUNDS}
         for name in INTERVENTIONS:
-            if name in coef:
+            if name in coef and name in supported:
                 put(name, "*", [name])
                 for wound_type in sorted({k.split("|")[1] for k in coef if k.startswith(f"{name}|")}):
                     put(name, wound_type, [name, f"{name}|{wound_type}"])
@@ -153,7 +165,7 @@ class _Design:
             if f"{component}:{reference}" not in coef:
                 continue
             for level in levels:
-                if level != f"{component}:{reference}":
+                if level != f"{component}:{reference}" and level in supported:
                     put(level, "*", [level], [f"{component}:{reference}"])
         return effects, errors
 

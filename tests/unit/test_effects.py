@@ -87,3 +87,13 @@ def test_effects_are_json_with_references_counts_and_standard_errors(data, fitte
     for component, by_type in effects["effects"].items():
         assert set(effects["standard_errors"][component]) == set(by_type)
         assert all(se > 0 for se in effects["standard_errors"][component].values())
+
+
+def test_a_component_few_wounds_received_gets_no_effect(data):
+    # Given HBOT on 8 wounds (fewer than the 20 needed)
+    rare = data.X.copy()
+    rare.loc[:7, "hyperbaric_oxygen"] = 1.0
+    effects = fit_treatment_effects(Landmarks(data.ids, rare, data.time_days, data.event), EDGES)
+    # Then it has no effect (plans with it are predicted as without it) but its exposure is reported
+    assert "hyperbaric_oxygen" not in effects["effects"] and effects["exposed_wounds"]["hyperbaric_oxygen"]["*"] == 8
+    assert effects["min_exposed_wounds"] == 20 and "npwt" in effects["effects"]
