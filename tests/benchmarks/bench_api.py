@@ -4,12 +4,14 @@ compiled scorer vs the same handler on the scikit-learn model; cold starts; the 
 Targets (issue 6): warm p50 >= 20x faster than scikit-learn, cold start < 300 ms, package < 10 MB (zipped).
 Both paths run in this one run, through the Chalice app, with API Gateway proxy events.
 Warm: in-process latency of the app call; the two paths take turns in blocks of WARM_BLOCK requests, so both
-see the same load on a shared machine. Cold start = from just before a fresh interpreter is spawned to its first
-response (imports, configuration, model fetch into an empty cache directory as in a new Lambda's /tmp, checksum,
-dlopen, first request); interpreter teardown is left out. Three cold paths: compiled and scikit-learn from the
-source tree (bytecode cached), and compiled from the built function package with no bytecode, as the Makefile
-ships it (Lambda cannot write __pycache__ under /var/task). The AWS runtime adds the SDK (boto3 import and the S3
-and DynamoDB clients, measured here in fresh interpreters) and the network round trips (not measured here).
+see the same load on a shared machine; the model call alone (margins of the request's latest row) is timed too,
+to tell the scorer's speed-up from the handler's. Cold start = from just before a fresh interpreter is spawned to
+its first response (imports, configuration, model fetch into an empty cache directory as in a new Lambda's /tmp,
+checksum, dlopen, first request); interpreter teardown is left out. Three cold paths: compiled and scikit-learn
+from the source tree (bytecode cached), and compiled from the built function package with no bytecode, as the
+Makefile ships it (Lambda cannot write __pycache__ under /var/task). The AWS runtime adds the SDK (boto3 import
+and the S3 and DynamoDB clients) and, with Tracing: Active, the X-Ray SDK, both measured here in fresh
+interpreters, and the network round trips (not measured here).
 Package = functions/inference/Makefile's output (the function) plus the SharedLayer (woundcare_shared and the
 dependencies layers/shared/requirements.txt names, as installed here, without boto3, which the Lambda runtime
 provides), each zipped with deflate. Prints a table and writes out/bench/api.json.
@@ -211,6 +213,23 @@ def warm(app, body: dict, servers: dict) -> dict[str, list[float]]:
     return times
 
 
+def scorer_only(body: dict, servers: dict) -> dict[str, list[float]]:
+    """Seconds per call of each path's model alone: the margins of the request's latest feature row."""
+    from model_build.features import history_features
+    from model_build.validate_history import typed_history
+
+    row = history_features(*typed_history(body))[-1]
+    times: dict[str, list[float]] = {name: [] for name in servers}
+    for _ in range(WARM_REQUESTS // WARM_BLOCK):
+        for name, server in servers.items():
+            margins = server.models.production.scorer.margins
+            for _ in range(WARM_BLOCK):
+                began = time.perf_counter()
+                margins([row])
+                times[name].append(time.perf_counter() - began)
+    return times
+
+
 def cold(setup: str, body: dict, env: dict, app: Path = APP) -> list[float]:
     """Seconds from spawning a fresh interpreter to its first response, each run with an empty model cache."""
     code = COLD.format(setup=setup, app=str(app))
@@ -310,6 +329,7 @@ def main() -> int:
         exec(SKLEARN_LOADER, namespace)
         servers = {"compiled": serving.start(), "scikit-learn": serving.start(loader=namespace["load_pickled"])}
         warm_times = warm(load_app(), request, servers)
+        scorer_times = scorer_only(request, servers)
         sizes = package_sizes(home / "package")
         packaged = {**env, "PYTHONPATH": str(home / "package" / "function"), "PYTHONDONTWRITEBYTECODE": "1"}
         cold_times = {
@@ -323,7 +343,9 @@ def main() -> int:
         for name, t in warm_times.items()
     }
     cold_results = {name: spread(t) for name, t in cold_times.items()}
+    scorer_results = {name: {"p50_ms": ms(statistics.median(t))} for name, t in scorer_times.items()}
     speedup = warm_results["scikit-learn"]["p50_ms"] / warm_results["compiled"]["p50_ms"]
+    scorer_speedup = scorer_results["scikit-learn"]["p50_ms"] / scorer_results["compiled"]["p50_ms"]
     total_zip = sizes["function"]["zipped_bytes"] + sizes["shared_layer"]["zipped_bytes"]
     cold_ms = cold_results["compiled"]["median_ms"]
     met = {
@@ -348,6 +370,10 @@ def main() -> int:
         print(f"{label:<54}" + "".join(f"{aws[name][k]:>12.1f}" for k in ("median_ms", "min_ms", "max_ms")))
     for part, size in sizes.items():
         print(f"{part:<14} zip {size['zipped_bytes'] / 1e6:6.2f} MB, unzipped {size['unzipped_bytes'] / 1e6:6.2f} MB")
+    print(
+        f"model call alone (margins of the latest row), p50: compiled {scorer_results['compiled']['p50_ms']:.3f} ms, "
+        f"scikit-learn {scorer_results['scikit-learn']['p50_ms']:.3f} ms, {scorer_speedup:.0f}x"
+    )
     print(f"model {version}; {WARM_REQUESTS} warm requests per path in blocks of {WARM_BLOCK}; {COLD_RUNS} cold runs")
     print(
         f"warm p50 speed-up {speedup:.1f}x (target >= 20x: {_verdict(met['warm_speedup_p50'])}); "
@@ -366,6 +392,8 @@ def main() -> int:
                 },
                 "warm": warm_results,
                 "warm_speedup_p50": speedup,
+                "model_call_alone": scorer_results,
+                "model_call_speedup_p50": scorer_speedup,
                 "cold_start": cold_results,
                 "aws_extras": aws,
                 "package": sizes,
