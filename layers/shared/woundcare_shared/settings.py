@@ -79,8 +79,12 @@ def fill_locations(home: Path, urls: Mapping[str, str]) -> dict[str, Any]:
     """The absolute home and every location, an unset one under home (the table services share one SQLite file)."""
     home = home.expanduser().resolve()
     database = f"sqlite://{home / 'woundcare.db'}"
-    defaults = {"store_url": f"file://{home / 'store'}", "registry_url": database, "audit_url": database}
-    defaults["runs_url"] = database
+    defaults = {
+        "store_url": f"file://{home / 'store'}",
+        "registry_url": database,
+        "audit_url": database,
+        "runs_url": database,
+    }
     return {"home": home, **{field: urls[field] or defaults[field] for field in LOCATION_FIELDS}}
 
 
