@@ -386,7 +386,7 @@ def plan_text(plan: Mapping[str, Any]) -> str:
     words = [f"{plan['primary_dressing'].replace('_', ' ')} dressing {plan['dressing_changes_per_week']}x/week"]
     if plan["debridement"] != "none":
         words.append(f"{plan['debridement']} debridement")
-    words += [name.replace("_", " ") for name in INTERVENTIONS if plan[name]]
+    words += ["NPWT" if name == "npwt" else name.replace("_", " ") for name in INTERVENTIONS if plan[name]]
     return ", ".join(words)
 
 
