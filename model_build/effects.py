@@ -11,10 +11,10 @@ effect adds to its margins) on FIRST-VISIT landmarks only, since later visits ca
 reduction so far, which would absorb the effect. Terms: interval dummies and a per-wound-type log-time slope (the
 baseline hazard and its shape), every other feature as a severity covariate (numerics standardised, with missing
 indicators; categoricals one-hot; not the wound-bed composition, which the plan changes at once), and the plan
-components: each intervention with a pooled effect plus a
-wound-type deviation where enough wounds of that type had it (shrunk harder, so rare cells borrow the pooled
-effect), debridement kinds against none and dressing classes against the most used one (pooled).
-Assumptions (no unmeasured confounding, positivity, proportional effects) are in docs/recommender.md.
+components: each intervention with a pooled effect plus a wound-type deviation where enough wounds of that type had
+it (shrunk harder, so rare cells borrow the pooled effect), debridement kinds against none and dressing classes
+against the most used one (pooled). Assumptions (no unmeasured confounding, positivity, proportional effects) are in
+docs/recommender.md.
 """
 
 from __future__ import annotations
