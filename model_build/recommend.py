@@ -223,6 +223,34 @@ def plan_effect(effects: Mapping[str, Any], plan: Plan, wound_type: str) -> floa
     return total
 
 
+def effect_caveats(effects: Mapping[str, Any], plan: Plan, reference: Plan, wound_type: str) -> list[dict[str, str]]:
+    """Caveats on the effects a plan's contrast with `reference` rests on: each intervention or debridement it adds
+    or drops whose effect was not estimated (too few training wounds) or whose 95 % interval includes no effect.
+    Dressing classes are left out: they are shrunk hard towards no difference on purpose."""
+    no_effect = f"debridement:{effects['references']['debridement']}"
+    changed = set(plan.components) ^ set(reference.components)
+    out = []
+    for component in sorted(c for c in changed if not c.startswith("dressing:") and c != no_effect):
+        by_type = effects["effects"].get(component)
+        if not by_type:
+            few = f"fewer than {effects['min_exposed_wounds']} training wounds received it, so no effect is applied"
+            out.append(_effect_caveat("effect_not_estimated", f"{component}: {few}"))
+            continue
+        key = wound_type if wound_type in by_type else "*"
+        tau, se = by_type[key], effects["standard_errors"][component][key]
+        if abs(tau) < 1.96 * se:
+            interval = f"{math.exp(tau - 1.96 * se):.2f}–{math.exp(tau + 1.96 * se):.2f}"
+            reason = (
+                f"{component}: estimated odds ratio {math.exp(tau):.2f}, 95 % interval {interval} includes no effect"
+            )
+            out.append(_effect_caveat("uncertain_effect", reason))
+    return out
+
+
+def _effect_caveat(caveat_id: str, reason: str) -> dict[str, str]:
+    return {"id": caveat_id, "reason": reason, "source": "treatment effects of the model (severity-adjusted)"}
+
+
 def _outcome(curve: Curve, week_starts: Sequence[tuple[int, float]], horizon_weeks: int) -> dict[str, Any]:
     """Median and 10th–90th percentile weeks, restricted mean weeks, P(healed) at 12 weeks and the horizon.
 
@@ -339,6 +367,7 @@ def treatment_options(
             caveats = [*caveats, _low_support(n, min_support)]
         if outcome["p_healed_12w"] < min_p_healed_12w:
             caveats = [*caveats, _below_floor(min_p_healed_12w)]
+        caveats = [*caveats, *effect_caveats(effects, plan, anchor, row["wound_type"])]
         public = {k: v for k, v in outcome.items() if not k.startswith("_")}
         return {
             "plan_id": plan.plan_id,

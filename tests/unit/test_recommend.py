@@ -28,7 +28,13 @@ CATALOG, RULES = load_catalog(), load_rules()
 NO_SUPPORT = {"min_support": 20, "counts": {}}
 # Log odds ratios of the weekly healing hazard: the more, the faster the wound heals.
 BUMPS = {"compression": 1.0, "offloading": 0.8, "npwt": 0.6, "skin_substitute": 0.4, "hyperbaric_oxygen": 0.2}
-EFFECTS = {"effects": {**{name: {"*": w} for name, w in BUMPS.items()}, "debridement:sharp": {"*": 0.3}}}
+TAU = {**BUMPS, "debridement:sharp": 0.3}
+EFFECTS = {
+    "effects": {name: {"*": tau} for name, tau in TAU.items()},
+    "standard_errors": {name: {"*": 0.1} for name in TAU},
+    "references": {"interventions": "absent", "debridement": "none", "dressing": "foam"},
+    "min_exposed_wounds": 20,
+}
 
 
 def fake_margins(rows):
@@ -193,6 +199,23 @@ def test_a_beneficial_component_lowers_the_predicted_healing_time():
     assert (
         plan_effect({"effects": {"npwt": {"*": 0.6, "diabetic_foot_ulcer": 0.5}}}, plan, "diabetic_foot_ulcer") == 0.5
     )
+
+
+def test_options_resting_on_an_uncertain_or_unestimated_effect_say_so():
+    # Given NPWT's effect with an interval that includes no effect, and HBOT with no estimate (too few wounds)
+    effects = {**EFFECTS, "effects": {k: v for k, v in EFFECTS["effects"].items() if k != "hyperbaric_oxygen"}}
+    effects["standard_errors"] = {**EFFECTS["standard_errors"], "npwt": {"*": 0.4}}
+    dfu = wound_row(wound_type="diabetic_foot_ulcer", location="heel", wagner_grade=3.0, offloading=1.0)
+    out = treatment_options(dfu, fake_margins, EDGES, CATALOG, RULES, NO_SUPPORT, effects)
+    by_id = {o["plan_id"]: o for o in out["options"]}
+    # Then options adding NPWT or HBOT carry the caveat, with the interval or the reason; others do not
+    npwt = by_id["foam.3.none+offloading+npwt"]["caveats"]
+    assert [c["id"] for c in npwt if c["id"] == "uncertain_effect"] == ["uncertain_effect"]
+    assert "0.83–3.99" in next(c["reason"] for c in npwt if c["id"] == "uncertain_effect")
+    hbot = rule_ids([by_id["foam.3.none+offloading+hyperbaric_oxygen"]])
+    assert "effect_not_estimated" in hbot and "uncertain_effect" not in hbot
+    plain = rule_ids([by_id["foam.3.sharp+offloading+skin_substitute"]])
+    assert not plain & {"uncertain_effect", "effect_not_estimated"}
 
 
 def test_a_wound_with_an_incomplete_plan_is_scored_once_with_the_first_admissible_plan():
