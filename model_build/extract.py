@@ -46,9 +46,7 @@ def table_file(folder: Path, table: str) -> Path:
     """The one file holding `table` in `folder`; an error if there is none or more than one."""
     found = [folder / f"{table}.{fmt}" for fmt in FORMATS if (folder / f"{table}.{fmt}").is_file()]
     if not found:
-        raise ExtractError(
-            "missing_table", f"{table}.csv", f"no {table}.csv or {table}.parquet in the extract"
-        )
+        raise ExtractError("missing_table", f"{table}.csv", f"no {table}.csv or {table}.parquet in the extract")
     if len(found) > 1:
         raise ExtractError("ambiguous_table", found[0].name, f"both {table}.csv and {table}.parquet exist")
     return found[0]
@@ -90,9 +88,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
     try:
         frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
     except (pd.errors.ParserError, ValueError) as exc:
-        raise ExtractError(
-            "unreadable_file", path.name, f"not a valid CSV table ({type(exc).__name__})"
-        ) from None
+        raise ExtractError("unreadable_file", path.name, f"not a valid CSV table ({type(exc).__name__})") from None
     frame.columns = [_original_header(c) for c in frame.columns]
     return frame
 
@@ -107,12 +103,8 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         arrow = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
-        raise ExtractError(
-            "unreadable_file", path.name, f"not a valid Parquet file ({type(exc).__name__})"
-        ) from None
-    return pd.DataFrame(
-        {name: _as_text(arrow.column(i).to_pandas()) for i, name in enumerate(arrow.column_names)}
-    )
+        raise ExtractError("unreadable_file", path.name, f"not a valid Parquet file ({type(exc).__name__})") from None
+    return pd.DataFrame({name: _as_text(arrow.column(i).to_pandas()) for i, name in enumerate(arrow.column_names)})
 
 
 def _as_text(values: pd.Series) -> pd.Series:

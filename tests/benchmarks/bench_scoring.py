@@ -112,7 +112,9 @@ def scoring(model: Any, rows: list[dict[str, Any]], bundle_root: Path) -> dict[s
             plan_rows.append(len(scored))
             return margins(scored)
 
-        return lambda row: treatment_options(row, counted, compiled.edges, catalog, rules, meta["support"])
+        return lambda row: treatment_options(
+            row, counted, compiled.edges, catalog, rules, meta["support"], meta["treatment_effects"]
+        )
 
     scorers = {"compiled": compiled.margins, "sklearn": model.margins}
     parity = max(abs(a - b) for ma, mb in zip(*(f(wounds) for f in scorers.values()), strict=True)
