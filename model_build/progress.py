@@ -40,8 +40,8 @@ def changes_since_first(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, flo
     for row in rows:
         change = {}
         for name in PROGRESS_VARIABLES:
-            now = variable_value(name, row)
-            change[name] = None if now is None or first[name] is None else now - first[name]
+            now, then = variable_value(name, row), first[name]
+            change[name] = None if now is None or then is None else now - then
         out.append(change)
     return out
 

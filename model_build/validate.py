@@ -383,9 +383,10 @@ def _cascade(typed: dict[str, pd.DataFrame], errors: _Findings) -> None:
     """Children of missing parents are orphans; children of quarantined parents follow them into quarantine."""
     for child in ("wounds", "assessments"):
         table = TABLES[child]
-        parent = typed[table.parent]  # type: ignore[index]
-        parent_key = TABLES[table.parent].key  # type: ignore[index]
-        bad_parents = parent.loc[errors.rows(table.parent), parent_key].dropna()  # type: ignore[arg-type]
+        assert table.parent is not None and table.parent_key is not None  # wounds and assessments have parents
+        parent = typed[table.parent]
+        parent_key = TABLES[table.parent].key
+        bad_parents = parent.loc[errors.rows(table.parent), parent_key].dropna()
         fk = typed[child][table.parent_key]
         known = fk.isin(parent[parent_key].dropna())
         errors.add(
