@@ -248,9 +248,9 @@ def served_api() -> Iterator[str]:
 def call_api(base_url: str, run_id: str, wounds: int) -> dict[str, Any]:
     """GET /v1/model, derive the last visit of one wound, predict for `wounds` open wounds of the clean tables."""
     from model_build.histories import wound_history
-    from woundcare_shared.pipeline import _read_clean, services
+    from woundcare_shared.pipeline import read_clean, services
 
-    clean = _read_clean(services().store, run_id)  # the tables the run validated
+    clean = read_clean(services().store, run_id)  # the tables the run validated
     keys = open_wounds(clean, wounds)
     if not keys:
         raise DemoError("the cohort has no open wound with two or more visits to predict for")

@@ -344,7 +344,7 @@ def _upload_dir(store: ObjectStore, folder: Path, prefix: str) -> list[str]:
     return keys
 
 
-def _read_clean(store: ObjectStore, run_id: str) -> dict[str, pd.DataFrame]:
+def read_clean(store: ObjectStore, run_id: str) -> dict[str, pd.DataFrame]:
     """The run's validated clean tables."""
     import pandas as pd
 
@@ -534,7 +534,7 @@ def drift_check(request: DriftInput) -> DriftOutput:
                 report_key=None,
             )
         else:
-            clean = _read_clean(svc.store, run_id)
+            clean = read_clean(svc.store, run_id)
             frame = feature_frame(clean["patients"], clean["wounds"], clean["assessments"])
             reference = svc.store.get_json(production.artifacts["reference_profile"])
             result = compare(
@@ -584,7 +584,7 @@ def train(request: DatasetInput) -> TrainOutput:
 
     def work() -> TrainOutput:
         s = svc.settings
-        clean = _read_clean(svc.store, run_id)
+        clean = read_clean(svc.store, run_id)
         rows = landmarks(clean["patients"], clean["wounds"], clean["assessments"])
         train_rows, test_rows = split_by_patient(rows, s.test_share, s.split_seed)
         params = s.healing_params()
@@ -849,7 +849,7 @@ def _reference_profile(store: ObjectStore, run_id: str) -> dict[str, Any]:
     from model_build.drift import matured_outcomes, reference_profile
     from model_build.features_table import feature_frame
 
-    clean = _read_clean(store, run_id)
+    clean = read_clean(store, run_id)
     frame = feature_frame(clean["patients"], clean["wounds"], clean["assessments"])
     return reference_profile(frame, matured_outcomes(clean["wounds"], clean["assessments"]))
 
