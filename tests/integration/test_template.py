@@ -124,6 +124,47 @@ def test_image_functions_build_from_the_one_dockerfile_at_the_repository_root(do
     assert (REPO / "functions" / "Dockerfile").is_file()
 
 
+DOCKER_CONTEXT_FILES = """
+import json, sys
+from docker.utils.build import exclude_paths
+root, dockerfile = sys.argv[1:]
+with open(root + "/.dockerignore") as f:  # read as docker-py's APIClient.build reads it
+    patterns = [line.strip() for line in f.read().splitlines() if line.strip() and not line.strip().startswith("#")]
+print(json.dumps(sorted(exclude_paths(root, patterns, dockerfile=dockerfile))))
+"""
+
+
+def dockerfile_copy_sources(dockerfile: Path) -> list[str]:
+    """The build-context paths a Dockerfile's COPY instructions read (not --from stages)."""
+    sources = []
+    for line in dockerfile.read_text().splitlines():
+        words = line.split()
+        if not words or words[0].upper() != "COPY" or any(w.startswith("--from") for w in words):
+            continue
+        arguments = [w for w in words[1:] if not w.startswith("--")]
+        sources += [source.rstrip("/") for source in arguments[:-1]]
+    return sources
+
+
+def test_the_docker_context_is_the_allow_listed_files_every_copy_needs(sam):
+    # Given the files `sam build`'s Docker client (docker-py, in the sam venv) sends as the image functions' context
+    # (read from the context root only: a functions/Dockerfile.dockerignore would be ignored)
+    assert (REPO / ".dockerignore").is_file() and not (REPO / "functions" / "Dockerfile.dockerignore").exists()
+    dockerfile = "functions/Dockerfile"
+    done = subprocess.run([str(sam.parent / "python"), "-c", DOCKER_CONTEXT_FILES, str(REPO), dockerfile],
+                          capture_output=True, text=True, check=True, timeout=120)  # fmt: skip
+    context = set(json.loads(done.stdout))
+    # Then .venv, tests and bytecode stay out of it
+    assert not {path.split("/")[0] for path in context} & {".venv", ".venv-sam", ".git", "tests", "out"}
+    assert not [path for path in context if "__pycache__" in path or path.endswith(".pyc")]
+    # And every file under every COPY source that the repository tracks is in it
+    sources = dockerfile_copy_sources(REPO / dockerfile)
+    assert {"pyproject.toml", "README.md", "model_build", "layers", "functions"} <= set(sources)
+    tracked = subprocess.run(["git", "ls-files", "--", *sources], capture_output=True, text=True, cwd=REPO, check=True)
+    files = [path for path in tracked.stdout.splitlines() if (REPO / path).exists()]
+    assert files and set(files) <= context, sorted(set(files) - context)[:10]
+
+
 def test_table_key_schemas_match_the_adapters(doc):
     # Given the DynamoDB tables; Then their keys are the ones the registry, audit and run adapters use
     tables = {"RegistryTable": DynamoRegistry, "AuditTable": DynamoAuditLog, "RunsTable": DynamoRunTracker}
