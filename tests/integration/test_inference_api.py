@@ -298,6 +298,7 @@ def test_template_api_events_are_exactly_the_chalice_routes(shadow_only):
 def _proxy_event(path: str, method: str, body: dict | None) -> dict:
     """An API Gateway REST proxy event for a resource declared in the template, as AWS sends it (IAM-signed)."""
     request_id = str(uuid.uuid4())
+    stage = parse_cfn_yaml(TEMPLATE.read_text())["Resources"]["InferenceApi"]["Properties"]["StageName"]
     return {
         "resource": path,
         "path": path,
@@ -311,8 +312,8 @@ def _proxy_event(path: str, method: str, body: dict | None) -> dict:
         "requestContext": {
             "resourcePath": path,
             "httpMethod": method,
-            "path": f"/v1{path}",
-            "stage": "v1",
+            "path": f"/{stage}{path}",
+            "stage": stage,
             "requestId": request_id,
             "identity": {
                 "userArn": "arn:aws:sts::123456789012:assumed-role/ehr-integration/session",

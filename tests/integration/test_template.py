@@ -278,6 +278,10 @@ def test_the_inference_api_is_iam_signed_keeps_bodies_out_of_logs_and_publishes_
     assert all(setting["DataTraceEnabled"] is False for setting in api["MethodSettings"])
     url = doc["Outputs"]["InferenceApiUrl"]["Value"]["Fn::Sub"]
     assert url.startswith("https://${InferenceApi}.execute-api.") and url.endswith("/" + api["StageName"])
+    # And the stage does not repeat the routes' version prefix (no .../v1/v1/predictions)
+    events = doc["Resources"]["InferenceFunction"]["Properties"]["Events"].values()
+    first_segments = {event["Properties"]["Path"].split("/")[1] for event in events}
+    assert "v1" in first_segments and api["StageName"] not in first_segments
     # And the prediction capture ships the inference function's own log group
     function = doc["Resources"]["InferenceFunction"]["Properties"]
     capture = doc["Resources"]["CaptureSubscription"]["Properties"]
