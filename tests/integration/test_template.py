@@ -272,6 +272,35 @@ def test_the_inference_function_reads_models_and_writes_only_outcomes_and_audit_
     assert listing["Condition"] == {"StringLike": {"s3:prefix": f"{prefix}models/*"}}
 
 
+def resolve(node, doc: dict, parameters: dict[str, str]):
+    """A property as CloudFormation resolves it for these parameter values (Ref, Fn::If/Not/Equals only)."""
+    if isinstance(node, dict) and len(node) == 1:
+        ((key, value),) = node.items()
+        if key == "Ref":
+            return parameters.get(value, value)
+        if key == "Fn::Equals":  # CloudFormation compares parameter values as strings
+            return str(resolve(value[0], doc, parameters)) == str(resolve(value[1], doc, parameters))
+        if key == "Fn::Not":
+            return not resolve(value[0], doc, parameters)
+        if key == "Fn::If":
+            condition, then, otherwise = value
+            chosen = then if resolve(doc["Conditions"][condition], doc, parameters) else otherwise
+            return resolve(chosen, doc, parameters)
+    return node
+
+
+def test_inference_concurrency_is_reserved_only_when_asked_for(doc):
+    # Given the reserved-concurrency parameter: a new account's limit (10) leaves nothing to reserve
+    parameter = doc["Parameters"]["InferenceReservedConcurrency"]
+    assert parameter["Default"] == parameter["MinValue"] == 0
+    reserved = doc["Resources"]["InferenceFunction"]["Properties"]["ReservedConcurrentExecutions"]
+    assert reserved["Fn::If"][0] in doc["Conditions"]
+    # When the stack is deployed with the default, Then the function has no reservation (the property is omitted)
+    assert resolve(reserved, doc, {"InferenceReservedConcurrency": str(parameter["Default"])}) == "AWS::NoValue"
+    # And when a reservation is asked for, it is that number
+    assert resolve(reserved, doc, {"InferenceReservedConcurrency": "20"}) == "20"
+
+
 def test_the_inference_api_is_iam_signed_keeps_bodies_out_of_logs_and_publishes_its_url(doc):
     api = doc["Resources"]["InferenceApi"]["Properties"]
     assert api["Auth"]["DefaultAuthorizer"] == "AWS_IAM"
