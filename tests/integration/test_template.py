@@ -338,6 +338,14 @@ def test_the_inference_makefile_build_is_a_package_that_starts_with_the_shared_l
     make = ["make", "-s", "--makefile", str(REPO / "functions" / "inference" / "Makefile"), "build-InferenceFunction"]
     env = {**os.environ, "ARTIFACTS_DIR": str(package), "PYTHON": sys.executable}
     subprocess.run(make, env=env, cwd=tmp_path, check=True)
+    # Then every module ships 3.11 bytecode that Lambda (which cannot write under /var/task) never revalidates
+    modules = sorted(package.rglob("*.py"))
+    assert package / "app.py" in modules and package / "chalice" / "app.py" in modules
+    for module in modules:
+        bytecode = module.parent / "__pycache__" / f"{module.stem}.cpython-311.pyc"
+        assert bytecode.is_file(), module.relative_to(package)
+        flags = int.from_bytes(bytecode.read_bytes()[4:8], "little")  # PEP 552: bit 0 hash-based, bit 1 checked
+        assert flags == 0b01, module.relative_to(package)
     # When an interpreter without site initialisation imports the app from the package, the shared layer's code and
     # the installed dependencies (the layer's and the runtime's boto3), and API Gateway asks for /health
     dependencies = next(Path(p) for p in sys.path if p.endswith("site-packages"))
@@ -352,3 +360,18 @@ def test_the_inference_makefile_build_is_a_package_that_starts_with_the_shared_l
     # Then every route module was packed (the app imported and answered), and nothing heavy was loaded
     assert answer["status"] == 200 and answer["body"]["models"] == {"production": None, "shadow": None}
     assert answer["heavy"] == []
+
+
+def test_the_inference_makefile_refuses_a_python_other_than_the_runtimes(tmp_path):
+    # Given an interpreter that reports Python 3.12 (the Lambda runtime is 3.11)
+    other_python = tmp_path / "python3.12"
+    other_python.write_text(f"#!{sys.executable}\nimport sys\nsys.version_info = (3, 12, 1)\nexec(sys.argv[2])\n")
+    other_python.chmod(0o755)
+    # When the inference package is built with it
+    package = tmp_path / "InferenceFunction"
+    make = ["make", "-s", "--makefile", str(REPO / "functions" / "inference" / "Makefile"), "build-InferenceFunction"]
+    env = {**os.environ, "ARTIFACTS_DIR": str(package), "PYTHON": str(other_python)}
+    done = subprocess.run(make, env=env, cwd=tmp_path, capture_output=True, text=True)
+    # Then the build stops before packing anything, saying why
+    assert done.returncode != 0 and "is not Python 3.11" in done.stderr
+    assert not package.exists()
