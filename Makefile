@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed-stamp
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+# chalice 1.34 requires pip<26.3: a newer pip would make every later install warn of the conflict
+	$(BIN)/python -m pip install --quiet 'pip>=24,<26.3'
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
