@@ -28,7 +28,8 @@ NODES_PER_UNIT = 500
 LOG_LINK_LOSSES = frozenset({"poisson", "gamma"})  # HistGradientBoostingRegressor: predict = exp(margin)
 # What tl2cgen's gcc recipe runs (tl2cgen/contrib/gcc.py); recorded, not chosen: -O3 is its default.
 BUILD_FLAGS = ("-O3", "-fPIC", "-std=c99", "-lm")
-BATCH_SOURCE = "native_batch.c"  # woundcare_predict_batch, compiled into the library beside the generated code
+# Our C compiled into the library beside the generated code: woundcare_predict_batch, woundcare_curve_summaries.
+EXTRA_SOURCES = ("native_batch.c", "native_curves.c")
 
 
 class CompileError(Exception):
@@ -128,19 +129,20 @@ def _build_library(tl_model: treelite.Model, tree_sizes: list[int], src: Path, l
     n_units = min(len(tree_sizes), max(cores, math.ceil(sum(tree_sizes) / NODES_PER_UNIT)))
     src.mkdir()
     tl2cgen.generate_c_code(tl_model, src, params={"parallel_comp": n_units})
-    _add_batch_source(src)
+    _add_sources(src)
     built = tl2cgen.create_shared(TOOLCHAIN, src, nthread=cores, options=[], long_build_time_warning=False)
     os.replace(built, library)
     return n_units
 
 
-def _add_batch_source(src: Path) -> None:
-    """Put native_batch.c beside the generated sources (it includes their header.h) and in the build recipe."""
-    code = (resources.files("model_build") / BATCH_SOURCE).read_text(encoding="utf-8")
-    (src / BATCH_SOURCE).write_text(code, encoding="utf-8")
+def _add_sources(src: Path) -> None:
+    """Put EXTRA_SOURCES beside the generated sources (native_batch.c includes their header.h) and in the recipe."""
     recipe_path = src / "recipe.json"
     recipe = json.loads(recipe_path.read_text(encoding="utf-8"))
-    recipe["sources"].append({"name": Path(BATCH_SOURCE).stem, "length": code.count("\n")})
+    for name in EXTRA_SOURCES:
+        code = (resources.files("model_build") / name).read_text(encoding="utf-8")
+        (src / name).write_text(code, encoding="utf-8")
+        recipe["sources"].append({"name": Path(name).stem, "length": code.count("\n")})
     recipe_path.write_text(json.dumps(recipe), encoding="utf-8")
 
 

@@ -12,6 +12,7 @@ import hashlib
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -43,6 +44,9 @@ class CostCatalog:
 
     items: Mapping[str, CatalogItem]
     version: str
+
+    def __hash__(self) -> int:  # the version hashes the content: equal catalogs share it
+        return hash(self.version)
 
     def item(self, name: str) -> CatalogItem:
         try:
@@ -124,6 +128,12 @@ def uses_per_week(item: CatalogItem, plan: Plan, catalog: CostCatalog) -> float:
     if item.frequency_per_week is not None:  # per_application; per_day when not used every day
         return item.frequency_per_week
     return DAYS_PER_WEEK  # per_day
+
+
+@lru_cache(maxsize=4096)
+def weekly_total(plan: Plan, catalog: CostCatalog) -> float:
+    """Cost in USD of one week of the plan (remembered per plan and catalog: options rank every plan per request)."""
+    return sum(weekly_cost(plan, catalog).values())
 
 
 def weekly_cost(plan: Plan, catalog: CostCatalog) -> dict[str, float]:

@@ -23,7 +23,7 @@ import numpy as np
 from model_build.evaluate import harrell_c
 from model_build.features_table import Landmarks
 from model_build.healing import HealingModel, as_model_frame
-from model_build.trajectory import Curve, trajectory
+from model_build.trajectory import trajectory
 
 HEADLINE = ("n", "events", "harrell_c", "uno_c", "auc_12w", "ibs", "calibration_mace", "mae_weeks")
 TWELVE_WEEKS_DAYS = 84.0
@@ -188,7 +188,7 @@ def _trajectory_plot(model: HealingModel, sample: Landmarks, n: int = 4):
     margins = model.survival.hazard_margins(as_model_frame(rows))
     edges = tuple(float(e) for e in model.survival.interval_edges_)
     for i in range(len(rows)):
-        path = trajectory(Curve(edges, tuple(margins[i])), float(rows["area_cm2"].iloc[i]), model.area_shape)
+        path = trajectory(edges, margins[i], float(rows["area_cm2"].iloc[i]), model.area_shape)
         weeks = [p["week"] for p in path["points"]]
         label = f"{rows['wound_type'].iloc[i]} ({rows['area_cm2'].iloc[i]:.1f} cm²)"
         axes[0].plot(weeks, [p["p_healed"] for p in path["points"]], label=label)

@@ -5,6 +5,7 @@ imports this). Contraindications (ABI, eschar, anticoagulants) are filtered else
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from itertools import product
 
 TREATMENT_COLUMNS = (
@@ -62,7 +63,7 @@ class Plan:
     skin_substitute: bool = False
     hyperbaric_oxygen: bool = False
 
-    @property
+    @cached_property
     def plan_id(self) -> str:
         """Stable readable id, e.g. `foam.3.sharp+offloading+npwt`; `Plan.from_id` reverses it."""
         head = f"{self.primary_dressing}.{self.dressing_changes_per_week}.{self.debridement}"
@@ -80,11 +81,11 @@ class Plan:
     def as_assessment_fields(self) -> dict[str, str | int | bool]:
         return {name: getattr(self, name) for name in TREATMENT_COLUMNS}
 
-    @property
-    def components(self) -> list[str]:
+    @cached_property
+    def components(self) -> tuple[str, ...]:
         """What a treatment effect can attach to: the active interventions, `debridement:<kind>`, `dressing:<class>`."""
         active = [name for name in INTERVENTIONS if getattr(self, name)]
-        return [*active, f"debridement:{self.debridement}", f"dressing:{self.primary_dressing}"]
+        return (*active, f"debridement:{self.debridement}", f"dressing:{self.primary_dressing}")
 
 
 def candidate_plans(
@@ -95,6 +96,14 @@ def candidate_plans(
     Standard-of-care devices (compression, offloading) are offered with and without; at most one advanced
     therapy (NPWT, skin substitute, HBOT) is added, and only on top of that standard of care where it applies.
     """
+    return list(_candidate_plans(wound_type, location, pi_stage, wagner_grade))
+
+
+@lru_cache(maxsize=256)
+def _candidate_plans(
+    wound_type: str, location: str, pi_stage: str | None, wagner_grade: int | None
+) -> tuple[Plan, ...]:
+    """`candidate_plans`, built once per kind of wound (the plans keep their cached ids and components)."""
     dressings, debridements = _dressings(wound_type, pi_stage), _debridements(wound_type, pi_stage)
     standard = _standard_device(wound_type, location)
     advanced = _advanced_therapies(wound_type, pi_stage, wagner_grade)
@@ -109,7 +118,7 @@ def candidate_plans(
         pairs = [NPWT_DRESSING] if "npwt" in devices else [(d, CHANGES_PER_WEEK[d]) for d in dressings]
         for (dressing, changes), debridement in product(pairs, debridements):
             plans.append(Plan(dressing, changes, debridement, **flags))
-    return plans
+    return tuple(plans)
 
 
 def _dressings(wound_type: str, pi_stage: str | None) -> tuple[str, ...]:

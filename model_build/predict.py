@@ -16,7 +16,7 @@ from model_build.costs import CostCatalog
 from model_build.features import history_features
 from model_build.progress import ProgressWeights, progress
 from model_build.recommend import RuleTable, treatment_options
-from model_build.trajectory import Curve, trajectory
+from model_build.trajectory import Summarise, summarise_curves, trajectory
 
 Margins = Callable[[list[dict[str, Any]]], list[list[float]]]
 
@@ -28,15 +28,17 @@ class OptionsRequest:
     objective: str = "fastest"
     min_p_healed_12w: float = 0.0
     horizon_weeks: int = 52
+    max_options: int = 5  # how many of the ranked plans the answer describes
 
 
 @dataclass(frozen=True)
 class Scorer:
-    """A healing model ready to answer: its margins function and serving metadata."""
+    """A healing model ready to answer: its margins function, serving metadata and curve arithmetic."""
 
     version: str
     margins: Margins
     meta: Mapping[str, Any]
+    summarise: Summarise = summarise_curves
 
     @property
     def edges(self) -> list[float]:
@@ -52,11 +54,17 @@ def predict_history(
     rules: RuleTable,
     ask: OptionsRequest,
 ) -> dict[str, Any]:
-    """Prediction, trajectory, progress and ranked options at the wound's latest visit.
+    """Prediction, trajectory, progress and ranked options at the wound's latest visit."""
+    return predict_features(history_features(patient, wound, assessments), scorer, catalog, rules, ask)
+
+
+def predict_features(
+    rows: Sequence[dict[str, Any]], scorer: Scorer, catalog: CostCatalog, rules: RuleTable, ask: OptionsRequest
+) -> dict[str, Any]:
+    """`predict_history` from the history's feature rows (`history_features`), for callers that have them.
 
     A wound whose latest visit is closed (length = width = 0) gets no prediction: it has healed.
     """
-    rows = history_features(patient, wound, assessments)
     latest = rows[-1]
     weights = ProgressWeights(**scorer.meta["progress"])
     result: dict[str, Any] = {"model_version": scorer.version, "progress": progress(rows, weights)}
@@ -64,10 +72,12 @@ def predict_history(
         result["status"] = "healed"
         return result
     margins = scorer.margins([latest])[0]
-    curve = Curve(tuple(scorer.edges), tuple(margins))
-    horizon = min(ask.horizon_weeks, int(curve.horizon_days // 7))
+    edges = scorer.edges
+    horizon = min(ask.horizon_weeks, int(edges[-1] // 7))
     result["status"] = "open"
-    result["prediction"] = trajectory(curve, latest["area_cm2"], scorer.meta["area_shape"], horizon)
+    result["prediction"] = trajectory(
+        edges, margins, latest["area_cm2"], scorer.meta["area_shape"], horizon, scorer.summarise
+    )
 
     def margins_of(rows: list[dict[str, Any]]) -> list[list[float]]:
         """The options score the latest visit as recorded (already scored above) unless its plan is incomplete."""
@@ -76,7 +86,7 @@ def predict_history(
     result["options"] = treatment_options(
         latest,
         margins_of,
-        scorer.edges,
+        edges,
         catalog,
         rules,
         scorer.meta["support"],
@@ -84,5 +94,7 @@ def predict_history(
         objective=ask.objective,
         min_p_healed_12w=ask.min_p_healed_12w,
         horizon_weeks=horizon,
+        max_options=ask.max_options,
+        summarise=scorer.summarise,
     )
     return result

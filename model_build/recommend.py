@@ -20,16 +20,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from model_build.costs import CostCatalog, cost_per_healed, expected_cost, icer, weekly_cost
+from model_build.costs import CostCatalog, cost_per_healed, expected_cost, icer, weekly_cost, weekly_total
 from model_build.features import FEATURE_NAMES, TREATMENT_FEATURE_NAMES
 from model_build.plans import INTERVENTIONS, TREATMENT_COLUMNS, Plan, candidate_plans
 from model_build.schema import DEBRIDEMENTS, DRESSINGS
-from model_build.trajectory import DAYS_PER_WEEK, Curve, locate
+from model_build.trajectory import DAYS_PER_WEEK, CurveSummary, Summarise, summarise_curves
 
 DEFAULT_RULES = resources.files("model_build") / "data" / "contraindications.json"
 OBJECTIVES = ("fastest", "cheapest", "cost_per_healed")
 ACTIONS = ("exclude", "caveat")
 WEEKS_12_DAYS = 84.0
+QUANTILES = (0.1, 0.5, 0.9)  # the 10th–90th percentile weeks and the median
 DEFAULT_MIN_SUPPORT = 20
 METHOD = (
     "Prognosis under the current plan from the healing model, shifted for each plan by severity-adjusted "
@@ -90,8 +91,12 @@ class Rule:
     reason: str
     source: str
 
+    def holds(self, row: Mapping[str, Any]) -> bool:
+        """Whether the wound meets every condition, whatever the plan."""
+        return all(c.holds(row) for c in self.when)
+
     def fires(self, plan: Plan, row: Mapping[str, Any]) -> bool:
-        return _has_component(plan, self.component) and all(c.holds(row) for c in self.when)
+        return self.component in plan.components and self.holds(row)
 
     def as_dict(self) -> dict[str, str]:
         return {"id": self.id, "reason": self.reason, "source": self.source}
@@ -106,8 +111,16 @@ class RuleTable:
 
     def screen(self, plan: Plan, row: Mapping[str, Any]) -> tuple[list[Rule], list[Rule]]:
         """(exclusions, caveats) that fire for `plan` on this wound."""
-        fired = [rule for rule in self.rules if rule.fires(plan, row)]
-        return [r for r in fired if r.action == "exclude"], [r for r in fired if r.action == "caveat"]
+        return _split([rule for rule in self.rules if rule.fires(plan, row)])
+
+    def screen_all(self, plans: Iterable[Plan], row: Mapping[str, Any]) -> list[tuple[Plan, list[Rule], list[Rule]]]:
+        """`screen` for many plans, testing each rule's conditions on the wound once."""
+        holding = [rule for rule in self.rules if rule.holds(row)]
+        return [(plan, *_split([r for r in holding if r.component in plan.components])) for plan in plans]
+
+
+def _split(fired: list[Rule]) -> tuple[list[Rule], list[Rule]]:
+    return [r for r in fired if r.action == "exclude"], [r for r in fired if r.action == "caveat"]
 
 
 def parse_rules(text: str) -> RuleTable:
@@ -148,15 +161,6 @@ def _parse_rule(raw: Mapping[str, Any]) -> Rule:
     if not conditions:
         raise RuleTableError(f"rule {rule_id}: needs at least one condition")
     return Rule(rule_id, raw["component"], raw["action"], tuple(conditions), raw["reason"], raw["source"])
-
-
-def _has_component(plan: Plan, component: str) -> bool:
-    kind, _, name = component.partition(":")
-    if kind == "debridement":
-        return plan.debridement == name
-    if kind == "dressing":
-        return plan.primary_dressing == name
-    return bool(getattr(plan, component))
 
 
 # --- plans as rows, support ---------------------------------------------------------------------------------
@@ -251,37 +255,36 @@ def _effect_caveat(caveat_id: str, reason: str) -> dict[str, str]:
     return {"id": caveat_id, "reason": reason, "source": "treatment effects of the model (severity-adjusted)"}
 
 
-def _outcome(curve: Curve, week_starts: Sequence[tuple[int, float]], horizon_weeks: int) -> dict[str, Any]:
-    """Median and 10th–90th percentile weeks, restricted mean weeks, P(healed) at 12 weeks and the horizon.
+def _scored(
+    plan: Plan, summary: CurveSummary, horizon_weeks: int, catalog: CostCatalog, min_p_healed_12w: float
+) -> dict[str, Any]:
+    """What ranks a plan: median and 10th–90th percentile weeks, restricted mean weeks, P(healed) at 12 weeks and
+    the horizon, weekly and expected cost, cost per healed wound.
 
-    `week_starts` locates days 0, 7, ..., horizon and then 84 (12 weeks) on the curve's edges (`locate`).
+    `summary` holds survival at days 0, 7, ..., horizon and then 84 (12 weeks), and the QUANTILES.
     """
-    p10, median, p90 = curve.quantiles((0.1, 0.5, 0.9))
-    open_at = curve.survival_at(week_starts)
+    p10, median, p90 = summary.quantiles
+    survival = summary.survival
+    p_healed_by_horizon = 1.0 - survival[horizon_weeks]
+    weekly = weekly_total(plan, catalog)
+    expected = expected_cost(weekly, survival[:horizon_weeks])
+    p_healed_12w = 1.0 - survival[-1]
     return {
+        "plan_id": plan.plan_id,
         "median_weeks": _weeks(median),
         "healing_weeks_p10_p90": [_weeks(p10), _weeks(p90)],
-        "restricted_mean_weeks": curve.restricted_mean(horizon_weeks * DAYS_PER_WEEK) / DAYS_PER_WEEK,
-        "p_healed_12w": 1.0 - open_at[-1],
-        "p_healed_by_horizon": 1.0 - open_at[horizon_weeks],
-        "_open_at_week_start": open_at[:horizon_weeks],
+        "restricted_mean_weeks": summary.restricted_mean / DAYS_PER_WEEK,
+        "p_healed_12w": p_healed_12w,
+        "p_healed_by_horizon": p_healed_by_horizon,
+        "weekly_cost_usd": weekly,
+        "expected_cost_usd": expected,
+        "cost_per_healed_usd": cost_per_healed(expected, p_healed_by_horizon),
+        "meets_min_p_healed_12w": p_healed_12w >= min_p_healed_12w,
     }
 
 
 def _weeks(days: float | None) -> float | None:
     return None if days is None else days / DAYS_PER_WEEK
-
-
-def _costed(plan: Plan, outcome: dict[str, Any], catalog: CostCatalog) -> dict[str, Any]:
-    items = weekly_cost(plan, catalog)
-    weekly = sum(items.values())
-    expected = expected_cost(weekly, outcome["_open_at_week_start"])
-    return {
-        "weekly_cost_usd": weekly,
-        "weekly_cost_items_usd": items,
-        "expected_cost_usd": expected,
-        "cost_per_healed_usd": cost_per_healed(expected, outcome["p_healed_by_horizon"]),
-    }
 
 
 def _versus(option: Mapping[str, Any], current: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -324,6 +327,8 @@ def treatment_options(
     objective: str = "fastest",
     min_p_healed_12w: float = 0.0,
     horizon_weeks: int | None = None,
+    max_options: int | None = None,
+    summarise: Summarise = summarise_curves,
 ) -> dict[str, Any]:
     """Ranked treatment options for the wound whose latest feature row is `row` (from `history_features`).
 
@@ -332,6 +337,8 @@ def treatment_options(
     objective: "fastest" (least expected time open within the horizon), "cheapest" (lowest expected cost), or
     "cost_per_healed" (lowest expected cost / P(healed by the horizon)). Plans below `min_p_healed_12w` are
     ranked after those that meet it and never recommended. Contraindicated plans come back under `excluded`.
+    Every admissible plan is ranked; `options` describes the first `max_options` of them (None: all).
+    `summarise` computes the plans' curves (`model_build.trajectory.Summarise`; the compiled bundle has a twin).
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}")
@@ -349,34 +356,35 @@ def treatment_options(
         to_score.append(current_plan)
     anchor = current_plan or (to_score[0] if to_score else candidates[0])
     anchor_row = dict(row) if current_plan is not None else {**row, **plan_features(anchor)}
-    prognosis = Curve(tuple(edges), tuple(margins([anchor_row])[0]))
-    week_starts = locate(edges, [week * DAYS_PER_WEEK for week in range(horizon_weeks + 1)] + [WEEKS_12_DAYS])
+    days = [week * DAYS_PER_WEEK for week in range(horizon_weeks + 1)] + [WEEKS_12_DAYS]
     anchor_effect = plan_effect(effects, anchor, row["wound_type"])
-    outcomes = {}
-    for plan in to_score:
-        curve = prognosis.shifted(plan_effect(effects, plan, row["wound_type"]) - anchor_effect)
-        outcomes[plan] = _outcome(curve, week_starts, horizon_weeks)
+    shifts = [plan_effect(effects, plan, row["wound_type"]) - anchor_effect for plan in to_score]
+    summaries = summarise(
+        edges, margins([anchor_row])[0], shifts, days=days, quantiles=QUANTILES, until=days[horizon_weeks]
+    )
+    scored = {
+        plan: _scored(plan, summary, horizon_weeks, catalog, min_p_healed_12w)
+        for plan, summary in zip(to_score, summaries, strict=True)
+    }
 
     group = comparable_group(row["wound_type"], row.get("pi_stage"))
     counts, min_support = support["counts"].get(group, {}), int(support["min_support"])
 
     def describe(plan: Plan, caveats: list[dict[str, Any]]) -> dict[str, Any]:
-        outcome = outcomes[plan]
+        outcome = scored[plan]
         n = int(counts.get(plan.plan_id, 0))
         if n < min_support:
             caveats = [*caveats, _low_support(n, min_support)]
-        if outcome["p_healed_12w"] < min_p_healed_12w:
+        if not outcome["meets_min_p_healed_12w"]:
             caveats = [*caveats, _below_floor(min_p_healed_12w)]
         caveats = [*caveats, *effect_caveats(effects, plan, anchor, row["wound_type"])]
-        public = {k: v for k, v in outcome.items() if not k.startswith("_")}
         return {
             "plan_id": plan.plan_id,
             "plan": plan.as_assessment_fields(),
-            **public,
-            **_costed(plan, outcome, catalog),
+            **outcome,
+            "weekly_cost_items_usd": weekly_cost(plan, catalog),
             "support": n,
             "low_support": n < min_support,
-            "meets_min_p_healed_12w": outcome["p_healed_12w"] >= min_p_healed_12w,
             "caveats": caveats,
         }
 
@@ -386,13 +394,16 @@ def treatment_options(
         current = describe(current_plan, [r.as_dict() for r in current_caveats])
         current["contraindications"] = [r.as_dict() for r in current_exclusions]
         current["in_candidate_plans"] = current_plan in candidates
-    options = [describe(plan, [r.as_dict() for r in caveats]) for plan, caveats in admissible]
-    for option in options:
+    rank_key = _ranking(objective)
+    ranked = sorted(admissible, key=lambda entry: rank_key(scored[entry[0]]))
+    options = []
+    for rank, (plan, caveats) in enumerate(ranked[:max_options], start=1):
+        option = describe(plan, [r.as_dict() for r in caveats])
         option["vs_current"] = _versus(option, current)
-    options.sort(key=_ranking(objective))
-    for rank, option in enumerate(options, start=1):
         option["rank"] = rank
-    recommended = next((o["plan_id"] for o in options if o["meets_min_p_healed_12w"]), None)
+        options.append(option)
+    best = scored[ranked[0][0]] if ranked else None
+    recommended = best["plan_id"] if best and best["meets_min_p_healed_12w"] else None
     return {
         "objective": objective,
         "min_p_healed_12w": min_p_healed_12w,
@@ -402,6 +413,7 @@ def treatment_options(
         "catalog_version": catalog.version,
         "rules_version": rules.version,
         "recommended": recommended,
+        "ranked_plans": len(ranked),
         "current": current,
         "options": options,
         "excluded": excluded,
@@ -413,8 +425,7 @@ def _screened(
 ) -> tuple[list[tuple[Plan, list[Rule]]], list[dict[str, Any]]]:
     """(admissible plans with their caveats, excluded plans with the rules that excluded them)."""
     admissible, excluded = [], []
-    for plan in candidates:
-        exclusions, caveats = rules.screen(plan, row)
+    for plan, exclusions, caveats in rules.screen_all(candidates, row):
         if exclusions:
             excluded.append({"plan_id": plan.plan_id, "reasons": [r.as_dict() for r in exclusions]})
         else:

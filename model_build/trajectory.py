@@ -14,8 +14,13 @@ closed by the horizon keeps its current area (conservative).
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import accumulate
+from operator import mul, neg, sub, truediv
+from typing import NamedTuple, Protocol
 
 DAYS_PER_WEEK = 7.0
 MILESTONE_WEEKS = (4, 8, 12, 24)
@@ -26,27 +31,29 @@ BAND = (0.1, 0.9)  # the 80 % band and interval
 class Curve:
     """Survival (not yet healed) as a function of days since the visit, up to the last edge (the horizon).
 
-    Built once per curve: the interval rates softplus(m_k), log S and S at every edge; queries then cost at most one
-    exp each (none at an edge).
+    Built once per curve: the interval rates softplus(m_k), the cumulative hazard H and S = exp(-H) at every edge;
+    queries then cost at most one exp each (none at an edge). The per-interval arithmetic runs as `map`s over
+    builtins: the options build dozens of shifted curves per request.
     """
 
     edges: tuple[float, ...]  # 0 = edge_0 < edge_1 < ... (days)
     margins: tuple[float, ...]  # one per interval
     _rates: tuple[float, ...] = field(init=False, repr=False, compare=False)
-    _log_s: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    _hazard: tuple[float, ...] = field(init=False, repr=False, compare=False)
     _s: tuple[float, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.edges) != len(self.margins) + 1:
             raise ValueError("a curve needs one margin per interval")
-        exp, log1p = math.exp, math.log1p
-        rates = [m if m > 35.0 else log1p(exp(m)) for m in self.margins]  # softplus(m) = -log(1 - h_k), inlined
-        log_s = [0.0]
-        for rate in rates:
-            log_s.append(log_s[-1] - rate)
-        object.__setattr__(self, "_rates", tuple(rates))
-        object.__setattr__(self, "_log_s", tuple(log_s))
-        object.__setattr__(self, "_s", tuple(map(math.exp, log_s)))
+        margins = self.margins
+        if margins and min(margins) >= -700.0 and max(margins) <= 35.0:  # softplus(m) = -log(1 - h_k) > 0
+            rates = tuple(map(math.log1p, map(math.exp, margins)))
+        else:
+            rates = tuple(map(_softplus, margins))
+        hazard = tuple(accumulate(rates, initial=0.0))
+        object.__setattr__(self, "_rates", rates)
+        object.__setattr__(self, "_hazard", hazard)
+        object.__setattr__(self, "_s", tuple(map(math.exp, map(neg, hazard))))
 
     @property
     def horizon_days(self) -> float:
@@ -54,7 +61,7 @@ class Curve:
 
     def shifted(self, log_odds: float) -> Curve:
         """The curve with every interval's hazard logit raised by `log_odds` (a proportional-odds effect)."""
-        return Curve(self.edges, tuple(m + log_odds for m in self.margins))
+        return Curve(self.edges, tuple(map(log_odds.__add__, self.margins)))
 
     def survival(self, days: float) -> float:
         """P(not healed by `days`), 0 <= days <= horizon."""
@@ -64,45 +71,53 @@ class Curve:
 
     def survival_at(self, located: Sequence[tuple[int, float]]) -> list[float]:
         """P(not healed) at days already placed on this curve's edges by `locate` (one placement, many curves)."""
-        s, log_s, rates = self._s, self._log_s, self._rates
-        return [s[k] if frac == 0.0 else math.exp(log_s[k] - frac * rates[k]) for k, frac in located]
+        s, hazard, rates, exp = self._s, self._hazard, self._rates, math.exp
+        return [s[k] if frac == 0.0 else exp(-(hazard[k] + frac * rates[k])) for k, frac in located]
 
     def quantile(self, q: float) -> float | None:
         """Days by which a share q of such wounds has healed; None when that lies beyond the horizon."""
         return self.quantiles((q,))[0]
 
     def quantiles(self, qs: Sequence[float]) -> list[float | None]:
-        """`quantile` for each of `qs` (ascending) in one pass over the intervals."""
-        out: list[float | None] = [None] * len(qs)
-        log_s, edges = self._log_s, self.edges
-        j, targets = 0, [math.log1p(-q) for q in qs]
-        for k, rate in enumerate(self._rates):
-            while j < len(targets) and log_s[k + 1] <= targets[j]:
-                out[j] = edges[k] + (edges[k + 1] - edges[k]) * (log_s[k] - targets[j]) / rate
-                j += 1
-            if j == len(targets):
-                break
+        """`quantile` for each of `qs`: where the cumulative hazard reaches -log(1 - q), linear inside an interval."""
+        out: list[float | None] = []
+        hazard, edges, rates = self._hazard, self.edges, self._rates
+        for q in qs:
+            target = -math.log1p(-q)
+            k = bisect_left(hazard, target)  # the first edge by which the share q has healed
+            if k == len(hazard):
+                out.append(None)
+            elif k == 0:
+                out.append(edges[0])
+            else:
+                out.append(edges[k - 1] + (edges[k] - edges[k - 1]) * (target - hazard[k - 1]) / rates[k - 1])
         return out
 
     def restricted_mean(self, until: float) -> float:
         """Area under S(t) on [0, until]: expected days open within it (exact: hazards are piecewise constant).
 
-        Over a whole interval of width w and rate r the area is (S(lo) - S(hi)) * w / r; small rates and the part
-        interval before `until` use expm1 instead of that difference, which would lose precision.
+        Over (part of) an interval of width w and rate r, starting at S(lo), the area is S(lo) * w * (1 - e^-r) / r
+        with r scaled to the part: expm1 keeps that exact for small rates.
         """
-        total, edges, s = 0.0, self.edges, self._s
-        for k, rate in enumerate(self._rates):
-            lo, hi = edges[k], edges[k + 1]
-            if lo >= until:
-                break
-            width = hi - lo
-            if hi <= until and rate > 1e-3:
-                total += (s[k] - s[k + 1]) * width / rate
-            elif rate > 0.0:
-                total += s[k] * -math.expm1(-rate * (min(hi, until) - lo) / width) * width / rate
-            else:
-                total += s[k] * (min(hi, until) - lo)
+        edges, rates, s = self.edges, self._rates, self._s
+        k = min(bisect_right(edges, until) - 1, len(rates))  # the interval `until` falls in (or the horizon)
+        widths = _widths(edges)[:k]
+        open_shares = map(truediv, map(math.expm1, map(neg, rates[:k])), rates[:k])  # -(1 - e^-r) / r
+        total = -sum(map(mul, map(mul, s[:k], widths), open_shares))
+        if k < len(rates) and until > edges[k]:
+            width, rate = edges[k + 1] - edges[k], rates[k]
+            total -= s[k] * width * math.expm1(-rate * (until - edges[k]) / width) / rate
         return total
+
+
+def _softplus(margin: float) -> float:
+    """softplus(m) = log(1 + e^m), kept above zero for margins so low their hazard underflows."""
+    return margin if margin > 35.0 else max(math.log1p(math.exp(margin)), 1e-300)
+
+
+@lru_cache(maxsize=8)
+def _widths(edges: tuple[float, ...]) -> tuple[float, ...]:
+    return tuple(map(sub, edges[1:], edges[:-1]))
 
 
 def locate(edges: Sequence[float], days: Sequence[float]) -> list[tuple[int, float]]:
@@ -111,20 +126,48 @@ def locate(edges: Sequence[float], days: Sequence[float]) -> list[tuple[int, flo
     out = []
     last = len(edges) - 1
     for day in days:
-        k = min(_bisect_right(edges, day) - 1, last)
+        k = min(bisect_right(edges, day) - 1, last)
         out.append((k, 0.0 if day == edges[k] else (day - edges[k]) / (edges[k + 1] - edges[k])))
     return out
 
 
-def _bisect_right(values: Sequence[float], x: float) -> int:
-    lo, hi = 0, len(values)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if x < values[mid]:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
+class CurveSummary(NamedTuple):
+    """One curve's survival at the days asked, the days its shares asked have healed (None beyond the horizon),
+    and its restricted mean (days open within the `until` asked)."""
+
+    survival: list[float]
+    quantiles: list[float | None]
+    restricted_mean: float
+
+
+class Summarise(Protocol):
+    """Summaries of the curve on `edges` with hazard logits `margins`, shifted by each of `shifts`."""
+
+    def __call__(
+        self,
+        edges: Sequence[float],
+        margins: Sequence[float],
+        shifts: Sequence[float],
+        *,
+        days: Sequence[float],
+        quantiles: Sequence[float],
+        until: float,
+    ) -> list[CurveSummary]: ...
+
+
+def summarise_curves(
+    edges: Sequence[float],
+    margins: Sequence[float],
+    shifts: Sequence[float],
+    *,
+    days: Sequence[float],
+    quantiles: Sequence[float],
+    until: float,
+) -> list[CurveSummary]:
+    """The reference `Summarise`, on `Curve`; serving uses the compiled bundle's twin (the same formulas in C)."""
+    base, located = Curve(tuple(edges), tuple(margins)), locate(edges, days)
+    curves = (base.shifted(shift) for shift in shifts)
+    return [CurveSummary(c.survival_at(located), c.quantiles(quantiles), c.restricted_mean(until)) for c in curves]
 
 
 def area_at(days: float, current_area: float, closure_days: float | None, shape: float) -> float:
@@ -136,28 +179,35 @@ def area_at(days: float, current_area: float, closure_days: float | None, shape:
     return current_area * (1.0 - days / closure_days) ** shape
 
 
-def trajectory(curve: Curve, current_area: float, shape: float = 1.0, horizon_weeks: int = 52) -> dict:
+def trajectory(
+    edges: Sequence[float],
+    margins: Sequence[float],
+    current_area: float,
+    shape: float = 1.0,
+    horizon_weeks: int = 52,
+    summarise: Summarise = summarise_curves,
+) -> dict:
     """Weekly P(healed) and median area with an 80 % band, median weeks with an interval, milestones."""
-    weeks = min(horizon_weeks, int(curve.horizon_days // DAYS_PER_WEEK))
-    low_t, high_t = (curve.quantile(q) for q in BAND)
-    median = curve.quantile(0.5)
-    points = []
-    for week in range(weeks + 1):
-        days = week * DAYS_PER_WEEK
-        points.append(
-            {
-                "week": week,
-                "p_healed": 1.0 - curve.survival(days),
-                "area_cm2": area_at(days, current_area, median, shape),
-                "area_low_cm2": area_at(days, current_area, low_t, shape),
-                "area_high_cm2": area_at(days, current_area, high_t, shape),
-            }
-        )
+    weeks = min(horizon_weeks, int(edges[-1] // DAYS_PER_WEEK))
+    days = [week * DAYS_PER_WEEK for week in range(weeks + 1)]
+    [summary] = summarise(edges, margins, (0.0,), days=days, quantiles=(BAND[0], 0.5, BAND[1]), until=days[-1])
+    low_t, median, high_t = summary.quantiles
+    p_healed = [1.0 - s for s in summary.survival]
+    points = [
+        {
+            "week": week,
+            "p_healed": p_healed[week],
+            "area_cm2": area_at(day, current_area, median, shape),
+            "area_low_cm2": area_at(day, current_area, low_t, shape),
+            "area_high_cm2": area_at(day, current_area, high_t, shape),
+        }
+        for week, day in enumerate(days)
+    ]
     return {
         "horizon_weeks": weeks,
         "median_weeks": _weeks(median),
         "median_interval_weeks": [_weeks(low_t), _weeks(high_t)],
-        "p_healed_by_week": {str(w): 1.0 - curve.survival(w * DAYS_PER_WEEK) for w in MILESTONE_WEEKS if w <= weeks},
+        "p_healed_by_week": {str(w): p_healed[w] for w in MILESTONE_WEEKS if w <= weeks},
         "points": points,
     }
 

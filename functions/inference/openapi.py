@@ -105,6 +105,25 @@ def build_openapi() -> dict[str, Any]:
                 "maximum": OPTION_LIMITS["horizon_weeks"][1],
             },
             "min_p_healed_12w": {"type": "number", "minimum": 0, "maximum": 1},
+            "max_options": {
+                "type": "integer",
+                "minimum": OPTION_LIMITS["max_options"][0],
+                "maximum": OPTION_LIMITS["max_options"][1],
+                "description": "how many of the ranked plans `options` describes (default 5)",
+            },
+        },
+    }
+    ranked_options = {
+        "type": "object",
+        "required": ["objective", "horizon_weeks", "recommended", "ranked_plans", "current", "options", "excluded"],
+        "properties": {
+            "objective": {"type": "string", "enum": list(OBJECTIVES)},
+            "horizon_weeks": {"type": "integer"},
+            "recommended": {"type": ["string", "null"]},
+            "ranked_plans": {"type": "integer", "description": "admissible plans ranked; `options` lists the first"},
+            "current": {"type": ["object", "null"]},
+            "options": {"type": "array", "items": {"type": "object", "required": ["plan_id", "rank", "caveats"]}},
+            "excluded": {"type": "array", "items": {"type": "object", "required": ["plan_id", "reasons"]}},
         },
     }
     model = {
@@ -187,7 +206,7 @@ def build_openapi() -> dict[str, Any]:
                         "status": {"enum": ["open", "healed"]},
                         "progress": {"type": "object"},
                         "prediction": {"type": "object"},
-                        "options": {"type": "object"},
+                        "options": ranked_options,
                     },
                 },
                 "withheld": {

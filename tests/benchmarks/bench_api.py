@@ -135,13 +135,16 @@ CONTEXT = SimpleNamespace(
     get_remaining_time_in_millis=lambda: 29000,
 )
 
-# The reference path: the same server and handler, scoring with the pickled scikit-learn model.
+# The reference path: the same server and handler, scoring with the pickled scikit-learn model. Only the model call
+# differs: the curve arithmetic (trajectory, options) is the bundle's native twin on both paths.
 SKLEARN_LOADER = """
 import pickle
 from model_build.predict import Scorer
+from woundcare_shared.serving import load_compiled
 def load_pickled(record, store, cache_dir):
     model = pickle.loads(store.get_bytes(record.artifacts["model"]))
-    return Scorer(record.version, model.margins, model.serving_meta())
+    arithmetic = load_compiled(record, store, cache_dir).summarise
+    return Scorer(record.version, model.margins, model.serving_meta(), arithmetic)
 """
 
 COLD = """

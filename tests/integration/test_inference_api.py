@@ -122,7 +122,7 @@ def test_with_a_production_model_the_answer_is_production_and_the_shadow_is_only
 ):
     # Given a production model and a shadow challenger
     app, home, production, shadow = production_and_shadow
-    ask = {"objective": "cheapest", "horizon_weeks": 26, "min_p_healed_12w": 0.1}
+    ask = {"objective": "cheapest", "horizon_weeks": 26, "min_p_healed_12w": 0.1, "max_options": 2}
     # When the EHR asks for a prediction with options
     response = _post(app, "/v1/predictions", {**history, "options": ask})
     # Then the answer is the production model's, exactly as predict_history gives it
@@ -134,7 +134,8 @@ def test_with_a_production_model_the_answer_is_production_and_the_shadow_is_only
     expected = predict_history(patient, wound, visits, Scorer(production, compiled.margins, compiled.meta),
                                load_catalog(), load_rules(), OptionsRequest(**ask))  # fmt: skip
     assert body["clinical_output"] == json.loads(json.dumps(expected))
-    assert body["clinical_output"]["options"]["objective"] == "cheapest"
+    ranked = body["clinical_output"]["options"]
+    assert ranked["objective"] == "cheapest" and len(ranked["options"]) == 2 < ranked["ranked_plans"]
     # And the shadow model's answer is captured but appears nowhere in the response
     assert shadow not in response.body.decode()
     (record,) = _captures(home)
@@ -221,6 +222,9 @@ BAD_INPUTS = [
      422, "invalid_history", "assessments[0].compression"),
     ("bad option", lambda h: {**h, "options": {"horizon_weeks": 4}}, 422, "invalid_options", "options.horizon_weeks"),
     ("unknown option", lambda h: {**h, "options": {"seed": 1}}, 422, "invalid_options", "options.seed"),
+    ("no options asked", lambda h: {**h, "options": {"max_options": 0}}, 422, "invalid_options", "options.max_options"),
+    ("option of the wrong type", lambda h: {**h, "options": {"max_options": "3"}}, 422, "invalid_options",
+     "options.max_options"),
 ]  # fmt: skip
 
 

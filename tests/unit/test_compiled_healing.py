@@ -7,6 +7,7 @@ import pytest
 from woundcare_testing import wound_history
 
 from model_build.features import history_features
+from model_build.trajectory import summarise_curves
 from woundcare_scoring.healing import CompiledHealingModel
 
 
@@ -52,3 +53,34 @@ def test_many_rows_in_one_call_equal_each_row_scored_alone(trained):
     # Then every row's interval margins are the same either way, and no rows means no margins
     assert together == alone and len(together) == 40 and {len(m) for m in together} == {len(compiled.edges) - 1}
     assert compiled.margins([]) == []
+
+
+def test_native_curve_summaries_equal_the_python_reference(trained):
+    # Given real margins of many visits, shifts of both signs and extreme ones, uneven days and every query kind
+    _, rows, _, compiled = trained
+    sample = rows.X.sample(40, random_state=1)
+    margins = compiled.margins([{k: (None if v != v else v) for k, v in r.items()} for r in sample.to_dict("records")])
+    edges = compiled.edges
+    days = [0.0, 3.5, 7.0, 30.0, 84.0, 91.0, 200.0, edges[-1]]
+    shifts = [0.0, -1.3, 0.25, 2.0, -40.0, 60.0, -900.0]
+    for row_margins in margins:
+        for until in (84.0, 91.0, edges[-1]):
+            expected = summarise_curves(edges, row_margins, shifts, days=days, quantiles=(0.1, 0.5, 0.9), until=until)
+            got = compiled.summarise(edges, row_margins, shifts, days=days, quantiles=(0.1, 0.5, 0.9), until=until)
+            # Then the C twin agrees with Curve to rounding (None where a quantile lies beyond the horizon)
+            for g, e in zip(got, expected, strict=True):
+                assert g.survival == pytest.approx(e.survival, rel=1e-12, abs=1e-300)
+                assert [q is None for q in g.quantiles] == [q is None for q in e.quantiles]
+                assert [q for q in g.quantiles if q is not None] == pytest.approx(
+                    [q for q in e.quantiles if q is not None], rel=1e-12
+                )
+                assert g.restricted_mean == pytest.approx(e.restricted_mean, rel=1e-12)
+
+
+def test_native_curve_summaries_refuse_days_beyond_the_edges(trained):
+    compiled = trained[3]
+    margins = [-2.0] * (len(compiled.edges) - 1)
+    with pytest.raises(ValueError, match="within the interval edges"):
+        compiled.summarise(compiled.edges, margins, [0.0], days=[compiled.edges[-1] + 1], quantiles=(), until=7.0)
+    with pytest.raises(ValueError, match="one margin per interval"):
+        compiled.summarise(compiled.edges, margins[:-1], [0.0], days=[7.0], quantiles=(), until=7.0)

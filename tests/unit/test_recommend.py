@@ -314,3 +314,30 @@ def test_equal_inputs_give_identical_options():
 def test_an_unknown_objective_is_rejected():
     with pytest.raises(ValueError, match="objective"):
         options(wound_row(), objective="best")
+
+
+@pytest.mark.parametrize("objective", ["fastest", "cheapest", "cost_per_healed"])
+def test_max_options_describes_the_head_of_the_full_ranking(objective):
+    # Given one wound ranked in full and with only the first three described
+    row = wound_row(ankle_brachial_index=0.6)
+    full = options(row, objective=objective, min_p_healed_12w=0.3)
+    head = options(row, objective=objective, min_p_healed_12w=0.3, max_options=3)
+    # Then the head is the full ranking's first three, and what the answer says of the rest is unchanged
+    assert len(full["options"]) == full["ranked_plans"] == head["ranked_plans"] > 3
+    assert head["options"] == full["options"][:3]
+    assert [o["rank"] for o in head["options"]] == [1, 2, 3]
+    assert (head["recommended"], head["current"], head["excluded"]) == (
+        full["recommended"],
+        full["current"],
+        full["excluded"],
+    )
+
+
+def test_screening_many_plans_at_once_equals_screening_each():
+    # Given a wound where rules exclude some plans and caveat others
+    row = wound_row(ankle_brachial_index=0.6, on_anticoagulants=1.0)
+    plans = candidate_plans("venous_leg_ulcer", "lower_leg")
+    together = RULES.screen_all(plans, row)
+    # Then each plan gets the same exclusions and caveats as when screened alone
+    assert [(plan, *RULES.screen(plan, row)) for plan in plans] == together
+    assert any(caveats for _, _, caveats in together)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from model_build.survival import DiscreteTimeSurvival
-from model_build.trajectory import Curve, area_at, locate, trajectory
+from model_build.trajectory import Curve, area_at, locate, summarise_curves, trajectory
 
 WEEKLY = tuple(7.0 * k for k in range(53))
 
@@ -50,7 +50,7 @@ def test_a_shift_raises_every_interval_logit_and_zero_keeps_the_curve():
 def test_quantile_beyond_the_horizon_is_none_not_a_guess():
     curve = Curve(WEEKLY, (-8.0,) * 52)  # hazard ~0.03 % a week
     assert curve.quantile(0.5) is None
-    assert trajectory(curve, current_area=4.0)["median_weeks"] is None
+    assert trajectory(WEEKLY, curve.margins, current_area=4.0)["median_weeks"] is None
 
 
 def test_curve_matches_the_learners_numpy_survival_and_quantiles():
@@ -75,8 +75,8 @@ def test_curve_matches_the_learners_numpy_survival_and_quantiles():
 
 
 def test_trajectory_is_monotone_banded_and_starts_at_the_current_area():
-    curve = Curve(WEEKLY, tuple(-3.0 + 0.05 * k for k in range(52)))
-    result = trajectory(curve, current_area=10.0, shape=1.0)
+    margins = tuple(-3.0 + 0.05 * k for k in range(52))
+    result = trajectory(WEEKLY, margins, current_area=10.0, shape=1.0)
     points = result["points"]
     assert points[0]["area_cm2"] == pytest.approx(10.0) and points[0]["p_healed"] == 0.0
     assert len(points) == 53 and result["horizon_weeks"] == 52
@@ -95,3 +95,22 @@ def test_area_closes_along_the_assumed_shape():
     assert area_at(14.0, 8.0, 28.0, 2.0) == pytest.approx(2.0)
     assert area_at(30.0, 8.0, 28.0, 1.0) == 0.0
     assert area_at(30.0, 8.0, None, 1.0) == 8.0
+
+
+def test_extreme_margins_keep_every_rate_positive_and_finite():
+    # Given hazard logits so low the hazard underflows, and so high it is certain
+    never, certain = Curve(WEEKLY, (-800.0,) * 52), Curve(WEEKLY, (40.0,) * 52)
+    # Then a wound that never heals stays open for the whole horizon, and one that must heals at once
+    assert never.restricted_mean(364.0) == pytest.approx(364.0) and never.quantile(0.5) is None
+    assert certain.survival(7.0) == pytest.approx(math.exp(-40.0)) and certain.quantile(0.5) < 1.0
+
+
+def test_summaries_are_the_shifted_curves_queried_one_by_one():
+    edges, margins = (0.0, 7.0, 14.0, 28.0, 42.0), (-2.0, -1.5, -1.0, -2.5)
+    days = [0.0, 3.5, 14.0, 35.0, 42.0]
+    summaries = summarise_curves(edges, margins, [0.0, 0.7], days=days, quantiles=(0.1, 0.5), until=30.0)
+    for shift, summary in zip([0.0, 0.7], summaries, strict=True):
+        curve = Curve(edges, margins).shifted(shift)
+        assert summary.survival == [curve.survival(d) for d in days]
+        assert summary.quantiles == curve.quantiles((0.1, 0.5))
+        assert summary.restricted_mean == curve.restricted_mean(30.0)

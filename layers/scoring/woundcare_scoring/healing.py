@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from model_build.trajectory import CurveSummary
 from woundcare_scoring.native import NativeModel
 
 MISSING_CATEGORY = "__missing__"  # as model_build.survival.MISSING_CATEGORY
@@ -62,6 +63,28 @@ class CompiledHealingModel:
             design.extend(block)
         flat = self.native.predict_batch(design, len(rows) * n_intervals, raw_margin=True)
         return [flat[i : i + n_intervals] for i in range(0, len(flat), n_intervals)]
+
+    def summarise(
+        self,
+        edges: Sequence[float],
+        margins: Sequence[float],
+        shifts: Sequence[float],
+        *,
+        days: Sequence[float],
+        quantiles: Sequence[float],
+        until: float,
+    ) -> list[CurveSummary]:
+        """`model_build.trajectory.summarise_curves` in one native call (the library's woundcare_curve_summaries)."""
+        survival, quantile_days, areas = self.native.curve_summaries(edges, margins, shifts, days, quantiles, until)
+        n_days, n_quantiles = len(days), len(quantiles)
+        return [
+            CurveSummary(
+                survival[i * n_days : (i + 1) * n_days],
+                [None if day != day else day for day in quantile_days[i * n_quantiles : (i + 1) * n_quantiles]],
+                area,
+            )
+            for i, area in enumerate(areas)
+        ]
 
 
 def _fallback(levels: Sequence[str]) -> float | None:

@@ -12,10 +12,13 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
-BUNDLE_FORMAT = 2  # 2: the library carries woundcare_predict_batch (model_build/native_batch.c)
+# 2: the library carries woundcare_predict_batch (model_build/native_batch.c);
+# 3: and woundcare_curve_summaries (model_build/native_curves.c).
+BUNDLE_FORMAT = 3
 BUNDLE_JSON = "bundle.json"
 LIBRARY = "model.so"
 BATCH_ENTRY = "woundcare_predict_batch"
+CURVES_ENTRY = "woundcare_curve_summaries"
 
 # woundcare_predict_batch's return codes (model_build/native_batch.c).
 _OK, _MISSING_REFUSED = 0, 1
@@ -48,6 +51,12 @@ class NativeModel:
             ctypes.POINTER(_Column), _DOUBLE_P,
         )  # fmt: skip
         self._batch.restype = ctypes.c_int32
+        self._curves = getattr(lib, CURVES_ENTRY)
+        self._curves.argtypes = (
+            _DOUBLE_P, ctypes.c_int32, _DOUBLE_P, _DOUBLE_P, ctypes.c_int32, _DOUBLE_P, ctypes.c_int32,
+            _DOUBLE_P, ctypes.c_int32, ctypes.c_double, _DOUBLE_P, _DOUBLE_P, _DOUBLE_P,
+        )  # fmt: skip
+        self._curves.restype = ctypes.c_int32
         self._float32 = int(spec["input"]["dtype"] == "float32")
         self._accepts_missing = int(bool(spec["input"]["accepts_missing"]))
         categories = spec["input"].get("categories", {})
@@ -126,6 +135,39 @@ class NativeModel:
         if status != _OK:
             raise BundleError(f"{BATCH_ENTRY} failed with status {status}")
 
+    def curve_summaries(
+        self,
+        edges: Sequence[float],
+        margins: Sequence[float],
+        shifts: Sequence[float],
+        days: Sequence[float],
+        quantiles: Sequence[float],
+        until: float,
+    ) -> tuple[list[float], list[float], list[float]]:
+        """Survival curves on `edges` with hazard logits `margins` shifted by each of `shifts`, in one native call:
+        (survival at `days` per shift, row-major; days each share in `quantiles` has healed, NaN beyond the last
+        edge; area under survival on [0, until] per shift). The formulas are model_build.trajectory.Curve's."""
+        if len(edges) != len(margins) + 1 or not margins:
+            raise ValueError("a curve needs one margin per interval")
+        if (days and not 0.0 <= min(days) <= max(days) <= edges[-1]) or not 0.0 <= until <= edges[-1]:
+            raise ValueError("days must lie within the interval edges")
+        n_shifts = len(shifts)
+        survival = (ctypes.c_double * (n_shifts * len(days)))()
+        quantile_days = (ctypes.c_double * (n_shifts * len(quantiles)))()
+        areas = (ctypes.c_double * n_shifts)()
+        status = self._curves(
+            _c_doubles(edges), len(margins), _c_doubles(margins), _c_doubles(shifts), n_shifts,
+            _c_doubles(days), len(days), _c_doubles(quantiles), len(quantiles), until,
+            survival, quantile_days, areas,
+        )  # fmt: skip
+        if status != _OK:
+            raise BundleError(f"{CURVES_ENTRY} failed with status {status}")
+        return survival[:], quantile_days[:], areas[:]
+
+
+def _c_doubles(values: Sequence[float]) -> ctypes.Array[ctypes.c_double]:
+    return (ctypes.c_double * len(values))(*values)
+
 
 def _doubles(values: Iterable[float | None]) -> array:
     """Feature values as a C double array, None read as NaN (missing)."""
@@ -149,8 +191,9 @@ def _verify_checksums(root: Path, recorded: dict[str, str]) -> None:
 
 def _check_library(lib: ctypes.CDLL, spec: dict[str, Any]) -> None:
     """The library must agree with bundle.json, and use the double-precision layout this scorer writes."""
-    if not hasattr(lib, BATCH_ENTRY):
-        raise BundleError(f"library has no {BATCH_ENTRY}: rebuild the bundle")
+    for entry in (BATCH_ENTRY, CURVES_ENTRY):
+        if not hasattr(lib, entry):
+            raise BundleError(f"library has no {entry}: rebuild the bundle")
     for name, restype in (
         ("get_num_feature", ctypes.c_int32),
         ("get_num_target", ctypes.c_int32),

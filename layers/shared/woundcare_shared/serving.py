@@ -28,7 +28,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from model_build.costs import CostCatalog, load_catalog
 from model_build.derive import derive_history
 from model_build.features import history_features
-from model_build.predict import OptionsRequest, Scorer, predict_history
+from model_build.predict import OptionsRequest, Scorer, predict_features
 from model_build.recommend import OBJECTIVES, RuleTable, load_rules
 from model_build.rules import EARLIEST_DATE, ISO_DATE
 from model_build.schema import END_REASONS
@@ -47,7 +47,11 @@ CAPTURE_KIND = "prediction"  # the log subscription's filter: { $.capture = "pre
 CAPTURE_SCHEMA = 1
 HISTORY_SECTIONS = ("patient", "wound", "assessments")
 # A horizon must cover 12 weeks.
-OPTION_LIMITS: dict[str, tuple[float, float]] = {"horizon_weeks": (12, 104), "min_p_healed_12w": (0.0, 1.0)}
+OPTION_LIMITS: dict[str, tuple[float, float]] = {
+    "horizon_weeks": (12, 104),
+    "min_p_healed_12w": (0.0, 1.0),
+    "max_options": (1, 100),
+}
 OUTCOME_FIELDS = ("client_key", "wound_key", "end_reason", "end_date")
 OUTCOME_REASONS = tuple(r for r in END_REASONS if r != "open")  # an outcome ends the wound's course
 CLIENT_KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -140,7 +144,8 @@ def parse_body(body: bytes | None, limit: int) -> dict[str, Any]:
 
 
 def parse_options(raw: Any) -> OptionsRequest:
-    """The optional `options` object of a prediction request (objective, horizon, floor on P(healed by 12 w))."""
+    """The optional `options` object of a prediction request (objective, horizon, floor on P(healed by 12 w), how
+    many ranked plans to describe)."""
     if raw is None:
         return OptionsRequest()
     if not isinstance(raw, dict):
@@ -170,6 +175,7 @@ _OPTION_TYPES: dict[str, Any] = {  # option: its JSON types, as isinstance takes
     "objective": str,
     "horizon_weeks": int,
     "min_p_healed_12w": (int, float),
+    "max_options": int,
 }
 
 
@@ -218,7 +224,7 @@ def load_compiled(record: ModelVersion, store: ObjectStore, cache_dir: Path) -> 
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     compiled = CompiledHealingModel.load(target, verify=True)
-    return Scorer(record.version, compiled.margins, compiled.meta)
+    return Scorer(record.version, compiled.margins, compiled.meta, compiled.summarise)
 
 
 @dataclass(frozen=True)
@@ -330,6 +336,7 @@ def capture_record(
             "objective": ask.objective,
             "horizon_weeks": ask.horizon_weeks,
             "min_p_healed_12w": ask.min_p_healed_12w,
+            "max_options": ask.max_options,
         },
         "features": dict(features),
         "outputs": {version: _summary(answer) for version, answer in outputs.items()},
@@ -460,17 +467,17 @@ class Server:
         ask = parse_options(request.get("options"))
         check, (patient, wound, assessments) = checked_history(request)
         models = self.current_models()
+        derived = derive_history(wound, assessments)
+        rows = history_features(patient, wound, assessments, derived)
         outputs = {
-            m.record.version: predict_history(patient, wound, assessments, m.scorer, self.catalog, self.rules, ask)
+            m.record.version: predict_features(rows, m.scorer, self.catalog, self.rules, ask)
             for m in (models.production, models.shadow)
             if m is not None
         }
         served = models.production.record.version if models.production else None
         withheld = None if served else ("model_in_shadow" if models.shadow else "no_model")
-        derived = derive_history(wound, assessments)
         if outputs:
-            features = history_features(patient, wound, assessments, derived)[-1]
-            self.capture.write(capture_record(request_id, wound, features, ask, models, served, outputs))
+            self.capture.write(capture_record(request_id, wound, rows[-1], ask, models, served, outputs))
         self._count(models, served, withheld, time.perf_counter() - started)
         body = {
             "api_version": API_VERSION,
