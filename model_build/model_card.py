@@ -189,11 +189,12 @@ def _trajectory_plot(model: HealingModel, sample: Landmarks, n: int = 4):
     edges = tuple(float(e) for e in model.survival.interval_edges_)
     for i in range(len(rows)):
         path = trajectory(edges, margins[i], float(rows["area_cm2"].iloc[i]), model.area_shape)
-        weeks = [p["week"] for p in path["points"]]
+        weekly = path["weekly"]
+        weeks = weekly["week"]
         label = f"{rows['wound_type'].iloc[i]} ({rows['area_cm2'].iloc[i]:.1f} cm²)"
-        axes[0].plot(weeks, [p["p_healed"] for p in path["points"]], label=label)
-        line = axes[1].plot(weeks, [p["area_cm2"] for p in path["points"]])
-        low, high = [p["area_low_cm2"] for p in path["points"]], [p["area_high_cm2"] for p in path["points"]]
+        axes[0].plot(weeks, weekly["p_healed"], label=label)
+        line = axes[1].plot(weeks, weekly["area_cm2"])
+        low, high = weekly["area_low_cm2"], weekly["area_high_cm2"]
         axes[1].fill_between(weeks, low, high, alpha=0.15, color=line[0].get_color())
     axes[0].set(xlabel="weeks from the visit", ylabel="P(healed)", ylim=(0, 1))
     axes[1].set(xlabel="weeks from the visit", ylabel="area cm² (median, 80 % band)")

@@ -63,6 +63,9 @@ class Plan:
     skin_substitute: bool = False
     hyperbaric_oxygen: bool = False
 
+    def __hash__(self) -> int:  # the id is unique per plan and computed once: cheaper than hashing every field
+        return hash(self.plan_id)
+
     @cached_property
     def plan_id(self) -> str:
         """Stable readable id, e.g. `foam.3.sharp+offloading+npwt`; `Plan.from_id` reverses it."""

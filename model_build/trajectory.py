@@ -187,28 +187,25 @@ def trajectory(
     horizon_weeks: int = 52,
     summarise: Summarise = summarise_curves,
 ) -> dict:
-    """Weekly P(healed) and median area with an 80 % band, median weeks with an interval, milestones."""
+    """Weekly P(healed) and median area with an 80 % band (columns by week), median weeks with an interval,
+    milestones."""
     weeks = min(horizon_weeks, int(edges[-1] // DAYS_PER_WEEK))
     days = [week * DAYS_PER_WEEK for week in range(weeks + 1)]
     [summary] = summarise(edges, margins, (0.0,), days=days, quantiles=(BAND[0], 0.5, BAND[1]), until=days[-1])
     low_t, median, high_t = summary.quantiles
     p_healed = [1.0 - s for s in summary.survival]
-    points = [
-        {
-            "week": week,
-            "p_healed": p_healed[week],
-            "area_cm2": area_at(day, current_area, median, shape),
-            "area_low_cm2": area_at(day, current_area, low_t, shape),
-            "area_high_cm2": area_at(day, current_area, high_t, shape),
-        }
-        for week, day in enumerate(days)
-    ]
     return {
         "horizon_weeks": weeks,
         "median_weeks": _weeks(median),
         "median_interval_weeks": [_weeks(low_t), _weeks(high_t)],
         "p_healed_by_week": {str(w): p_healed[w] for w in MILESTONE_WEEKS if w <= weeks},
-        "points": points,
+        "weekly": {  # one value per week 0..horizon_weeks, as columns (a chart's series)
+            "week": list(range(weeks + 1)),
+            "p_healed": p_healed,
+            "area_cm2": [area_at(day, current_area, median, shape) for day in days],
+            "area_low_cm2": [area_at(day, current_area, low_t, shape) for day in days],
+            "area_high_cm2": [area_at(day, current_area, high_t, shape) for day in days],
+        },
     }
 
 

@@ -30,7 +30,8 @@ def test_prediction_for_an_open_wound_has_trajectory_progress_and_options(small_
     answer = predict_history(patient, wound, visits[:2], scorers[0], load_catalog(), load_rules(), OptionsRequest())
     assert answer["status"] == "open"
     prediction = answer["prediction"]
-    assert len(prediction["points"]) == 53 and set(prediction["p_healed_by_week"]) == {"4", "8", "12", "24"}
+    assert prediction["weekly"]["week"] == list(range(53))
+    assert set(prediction["p_healed_by_week"]) == {"4", "8", "12", "24"}
     assert answer["progress"]["push_total"] is not None and len(answer["progress"]["visits"]) == 2
     options = answer["options"]
     assert options["recommended"] == options["options"][0]["plan_id"]
@@ -42,7 +43,7 @@ def test_a_new_visit_changes_the_trajectory(small_cohort, scorers):
     ask, catalog, rules = OptionsRequest(), load_catalog(), load_rules()
     before = predict_history(patient, wound, visits[:1], scorers[0], catalog, rules, ask)["prediction"]
     after = predict_history(patient, wound, visits[:2], scorers[0], catalog, rules, ask)["prediction"]
-    assert before["points"] != after["points"]
+    assert before["weekly"] != after["weekly"]
 
 
 def test_compiled_and_sklearn_scorers_give_the_same_answer(small_cohort, scorers):

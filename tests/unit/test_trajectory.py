@@ -77,16 +77,16 @@ def test_curve_matches_the_learners_numpy_survival_and_quantiles():
 def test_trajectory_is_monotone_banded_and_starts_at_the_current_area():
     margins = tuple(-3.0 + 0.05 * k for k in range(52))
     result = trajectory(WEEKLY, margins, current_area=10.0, shape=1.0)
-    points = result["points"]
-    assert points[0]["area_cm2"] == pytest.approx(10.0) and points[0]["p_healed"] == 0.0
-    assert len(points) == 53 and result["horizon_weeks"] == 52
-    p = [pt["p_healed"] for pt in points]
-    assert all(a <= b for a, b in itertools.pairwise(p))
-    for pt in points:
-        assert pt["area_low_cm2"] <= pt["area_cm2"] <= pt["area_high_cm2"]
+    weekly = result["weekly"]
+    assert weekly["area_cm2"][0] == pytest.approx(10.0) and weekly["p_healed"][0] == 0.0
+    assert weekly["week"] == list(range(53)) and result["horizon_weeks"] == 52
+    assert all(len(column) == 53 for column in weekly.values())
+    assert all(a <= b for a, b in itertools.pairwise(weekly["p_healed"]))
+    for low, mid, high in zip(weekly["area_low_cm2"], weekly["area_cm2"], weekly["area_high_cm2"], strict=True):
+        assert low <= mid <= high
     low, high = result["median_interval_weeks"]
     assert low < result["median_weeks"] < high
-    assert result["p_healed_by_week"]["12"] == pytest.approx(points[12]["p_healed"])
+    assert result["p_healed_by_week"]["12"] == pytest.approx(weekly["p_healed"][12])
 
 
 def test_area_closes_along_the_assumed_shape():

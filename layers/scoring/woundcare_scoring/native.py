@@ -152,21 +152,22 @@ class NativeModel:
         if (days and not 0.0 <= min(days) <= max(days) <= edges[-1]) or not 0.0 <= until <= edges[-1]:
             raise ValueError("days must lie within the interval edges")
         n_shifts = len(shifts)
-        survival = (ctypes.c_double * (n_shifts * len(days)))()
-        quantile_days = (ctypes.c_double * (n_shifts * len(quantiles)))()
-        areas = (ctypes.c_double * n_shifts)()
+        survival, quantile_days, areas = (
+            array("d", bytes(8 * n)) for n in (n_shifts * len(days), n_shifts * len(quantiles), n_shifts)
+        )
         status = self._curves(
-            _c_doubles(edges), len(margins), _c_doubles(margins), _c_doubles(shifts), n_shifts,
-            _c_doubles(days), len(days), _c_doubles(quantiles), len(quantiles), until,
-            survival, quantile_days, areas,
+            _pinned(array("d", edges)), len(margins), _pinned(array("d", margins)), _pinned(array("d", shifts)),
+            n_shifts, _pinned(array("d", days)), len(days), _pinned(array("d", quantiles)), len(quantiles), until,
+            _pinned(survival), _pinned(quantile_days), _pinned(areas),
         )  # fmt: skip
         if status != _OK:
             raise BundleError(f"{CURVES_ENTRY} failed with status {status}")
-        return survival[:], quantile_days[:], areas[:]
+        return survival.tolist(), quantile_days.tolist(), areas.tolist()
 
 
-def _c_doubles(values: Sequence[float]) -> ctypes.Array[ctypes.c_double]:
-    return (ctypes.c_double * len(values))(*values)
+def _pinned(values: array) -> ctypes.Array[ctypes.c_double]:
+    """A C view of a double array, without copying (the array cannot resize while the view exists)."""
+    return (ctypes.c_double * len(values)).from_buffer(values)
 
 
 def _doubles(values: Iterable[float | None]) -> array:
