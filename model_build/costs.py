@@ -11,8 +11,7 @@ import csv
 import hashlib
 import io
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -44,9 +43,7 @@ class CostCatalog:
 
     items: Mapping[str, CatalogItem]
     version: str
-
-    def __hash__(self) -> int:  # the version hashes the content: equal catalogs share it
-        return hash(self.version)
+    _weekly_totals: dict[str, float] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def item(self, name: str) -> CatalogItem:
         try:
@@ -130,10 +127,12 @@ def uses_per_week(item: CatalogItem, plan: Plan, catalog: CostCatalog) -> float:
     return DAYS_PER_WEEK  # per_day
 
 
-@lru_cache(maxsize=4096)
 def weekly_total(plan: Plan, catalog: CostCatalog) -> float:
-    """Cost in USD of one week of the plan (remembered per plan and catalog: options rank every plan per request)."""
-    return sum(weekly_cost(plan, catalog).values())
+    """Cost in USD of one week of the plan, remembered by the catalog (options rank every plan per request)."""
+    total = catalog._weekly_totals.get(plan.plan_id)
+    if total is None:
+        total = catalog._weekly_totals[plan.plan_id] = sum(weekly_cost(plan, catalog).values())
+    return total
 
 
 def weekly_cost(plan: Plan, catalog: CostCatalog) -> dict[str, float]:

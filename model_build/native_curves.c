@@ -1,5 +1,6 @@
 /* Survival-curve summaries compiled into every model library beside TL2cgen's generated code: the serving twin of
-   model_build/trajectory.py's Curve (same formulas, same order of operations), for many shifted curves per call. */
+   model_build/trajectory.py's Curve for many shifted curves per call: the same quantities, with one exp per interval
+   where Curve spends three (the two agree to rounding; tests hold them within 1e-12). */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -7,15 +8,6 @@
 #define WOUNDCARE_OK 0
 #define WOUNDCARE_BAD_SHAPE 2
 #define WOUNDCARE_NO_MEMORY 3
-
-/* softplus(m) = -log(1 - hazard): the interval's rate; kept above zero where the hazard underflows. */
-static double rate_of(double margin) {
-  if (margin > 35.0) {
-    return margin;
-  }
-  double rate = log1p(exp(margin));
-  return rate > 1e-300 ? rate : 1e-300;
-}
 
 /* The first k with values[k] > x (values ascending), as Python's bisect_right. */
 static int32_t bisect_right(const double* values, int32_t n, double x) {
@@ -58,28 +50,42 @@ int32_t woundcare_curve_summaries(const double* edges, int32_t n_intervals, cons
     return WOUNDCARE_BAD_SHAPE;
   }
   const int32_t n_edges = n_intervals + 1;
-  double* work = malloc(sizeof(double) * (size_t)(3 * n_edges));
+  double* work = malloc(sizeof(double) * (size_t)(4 * n_edges));
   if (work == NULL) {
     return WOUNDCARE_NO_MEMORY;
   }
   double* rates = work;               /* n_intervals */
   double* hazard = work + n_edges;    /* cumulative hazard at each edge */
   double* open = work + 2 * n_edges;  /* survival at each edge */
+  double* open_share = work + 3 * n_edges;
   int32_t until_k = bisect_right(edges, n_edges, until) - 1; /* the interval `until` falls in (or the last edge) */
   until_k = until_k < n_intervals ? until_k : n_intervals;
   for (int32_t i = 0; i < n_shifts; ++i) {
     hazard[0] = 0.0;
     open[0] = 1.0;
     for (int32_t k = 0; k < n_intervals; ++k) {
-      rates[k] = rate_of(shifts[i] + margins[k]);
-      hazard[k + 1] = hazard[k] + rates[k];
-      open[k + 1] = exp(-hazard[k + 1]);
+      /* One exp per interval: the odds e^m give the rate softplus(m) = log1p(odds) (kept above zero where the
+         hazard underflows), survival falls by 1 / (1 + odds), and the hazard odds / (1 + odds) gives the share of
+         the interval's width a wound open at its start stays open, (1 - e^-rate) / rate. */
+      double margin = shifts[i] + margins[k], odds = exp(margin);
+      double rate = margin > 35.0 ? margin : log1p(odds);
+      if (rate < 1e-300) {
+        rate = 1e-300;
+      }
+      rates[k] = rate;
+      hazard[k + 1] = hazard[k] + rate;
+      open[k + 1] = open[k] / (1.0 + odds);
+      if (margin > 35.0) {
+        open_share[k] = 1.0 / rate; /* the hazard is 1 to double precision (and odds may be infinite) */
+      } else {
+        open_share[k] = rate < 1e-9 ? -expm1(-rate) / rate : odds / (1.0 + odds) / rate;
+      }
     }
     for (int32_t d = 0; d < n_days; ++d) {
       int32_t k = bisect_right(edges, n_edges, days[d]) - 1;
       k = k < n_intervals ? k : n_intervals;
       double frac = days[d] == edges[k] ? 0.0 : (days[d] - edges[k]) / (edges[k + 1] - edges[k]);
-      survival[(size_t)i * n_days + d] = frac == 0.0 ? open[k] : exp(-(hazard[k] + frac * rates[k]));
+      survival[(size_t)i * n_days + d] = frac == 0.0 ? open[k] : open[k] * exp(-frac * rates[k]);
     }
     for (int32_t q = 0; q < n_quantiles; ++q) {
       double target = -log1p(-quantiles[q]);
@@ -94,9 +100,8 @@ int32_t woundcare_curve_summaries(const double* edges, int32_t n_intervals, cons
     }
     double area = 0.0;
     for (int32_t k = 0; k < until_k; ++k) {
-      area += open[k] * (edges[k + 1] - edges[k]) * (expm1(-rates[k]) / rates[k]);
+      area += open[k] * (edges[k + 1] - edges[k]) * open_share[k];
     }
-    area = -area;
     if (until_k < n_intervals && until > edges[until_k]) {
       double width = edges[until_k + 1] - edges[until_k], rate = rates[until_k];
       area -= open[until_k] * width * expm1(-rate * (until - edges[until_k]) / width) / rate;

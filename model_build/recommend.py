@@ -116,7 +116,11 @@ class RuleTable:
     def screen_all(self, plans: Iterable[Plan], row: Mapping[str, Any]) -> list[tuple[Plan, list[Rule], list[Rule]]]:
         """`screen` for many plans, testing each rule's conditions on the wound once."""
         holding = [rule for rule in self.rules if rule.holds(row)]
-        return [(plan, *_split([r for r in holding if r.component in plan.components])) for plan in plans]
+        out: list[tuple[Plan, list[Rule], list[Rule]]] = []
+        for plan in plans:
+            fired = [r for r in holding if r.component in plan.components]
+            out.append((plan, *_split(fired)) if fired else (plan, [], []))
+        return out
 
 
 def _split(fired: list[Rule]) -> tuple[list[Rule], list[Rule]]:
@@ -352,7 +356,7 @@ def treatment_options(
     admissible, excluded = _screened(candidates, rules, row)
     current_plan = plan_from_fields(row)
     to_score = [plan for plan, _ in admissible]
-    if current_plan is not None and current_plan not in to_score:
+    if current_plan is not None and current_plan not in set(to_score):
         to_score.append(current_plan)
     anchor = current_plan or (to_score[0] if to_score else candidates[0])
     anchor_row = dict(row) if current_plan is not None else {**row, **plan_features(anchor)}
@@ -362,16 +366,15 @@ def treatment_options(
     summaries = summarise(
         edges, margins([anchor_row])[0], shifts, days=days, quantiles=QUANTILES, until=days[horizon_weeks]
     )
-    scored = {
-        plan: _scored(plan, summary, horizon_weeks, catalog, min_p_healed_12w)
+    scored = [
+        _scored(plan, summary, horizon_weeks, catalog, min_p_healed_12w)
         for plan, summary in zip(to_score, summaries, strict=True)
-    }
+    ]  # admissible plans first, in order, then the current plan if it is not among them
 
     group = comparable_group(row["wound_type"], row.get("pi_stage"))
     counts, min_support = support["counts"].get(group, {}), int(support["min_support"])
 
-    def describe(plan: Plan, caveats: list[dict[str, Any]]) -> dict[str, Any]:
-        outcome = scored[plan]
+    def describe(plan: Plan, outcome: dict[str, Any], caveats: list[dict[str, Any]]) -> dict[str, Any]:
         n = int(counts.get(plan.plan_id, 0))
         if n < min_support:
             caveats = [*caveats, _low_support(n, min_support)]
@@ -391,18 +394,20 @@ def treatment_options(
     current = None
     if current_plan is not None:
         current_exclusions, current_caveats = rules.screen(current_plan, row)
-        current = describe(current_plan, [r.as_dict() for r in current_caveats])
+        ids = [plan.plan_id for plan in to_score]
+        current_outcome = scored[ids.index(current_plan.plan_id)]
+        current = describe(current_plan, current_outcome, [r.as_dict() for r in current_caveats])
         current["contraindications"] = [r.as_dict() for r in current_exclusions]
         current["in_candidate_plans"] = current_plan in candidates
     rank_key = _ranking(objective)
-    ranked = sorted(admissible, key=lambda entry: rank_key(scored[entry[0]]))
+    ranked = sorted(zip(admissible, scored[: len(admissible)], strict=True), key=lambda entry: rank_key(entry[1]))
     options = []
-    for rank, (plan, caveats) in enumerate(ranked[:max_options], start=1):
-        option = describe(plan, [r.as_dict() for r in caveats])
+    for rank, ((plan, caveats), outcome) in enumerate(ranked[:max_options], start=1):
+        option = describe(plan, outcome, [r.as_dict() for r in caveats])
         option["vs_current"] = _versus(option, current)
         option["rank"] = rank
         options.append(option)
-    best = scored[ranked[0][0]] if ranked else None
+    best = ranked[0][1] if ranked else None
     recommended = best["plan_id"] if best and best["meets_min_p_healed_12w"] else None
     return {
         "objective": objective,
@@ -435,18 +440,20 @@ def _screened(
 
 def _ranking(objective: str) -> Callable[[Mapping[str, Any]], tuple]:
     """Sort key: plans meeting the P(healed by 12 weeks) floor first, then the objective, then the plan id."""
-
-    def key(option: Mapping[str, Any]) -> tuple:
-        speed = (option["restricted_mean_weeks"], -option["p_healed_12w"])
-        cost, per_healed = option["expected_cost_usd"], option["cost_per_healed_usd"]
-        primary = {
-            "fastest": (*speed, cost),
-            "cheapest": (cost, *speed),
-            "cost_per_healed": (math.inf if per_healed is None else per_healed, *speed),
-        }[objective]
-        return (not option["meets_min_p_healed_12w"], *primary, option["plan_id"])
-
-    return key
+    if objective == "fastest":
+        return lambda o: (
+            not o["meets_min_p_healed_12w"], o["restricted_mean_weeks"], -o["p_healed_12w"], o["expected_cost_usd"],
+            o["plan_id"],
+        )  # fmt: skip
+    if objective == "cheapest":
+        return lambda o: (
+            not o["meets_min_p_healed_12w"], o["expected_cost_usd"], o["restricted_mean_weeks"], -o["p_healed_12w"],
+            o["plan_id"],
+        )  # fmt: skip
+    return lambda o: (
+        not o["meets_min_p_healed_12w"], math.inf if o["cost_per_healed_usd"] is None else o["cost_per_healed_usd"],
+        o["restricted_mean_weeks"], -o["p_healed_12w"], o["plan_id"],
+    )  # fmt: skip
 
 
 def _low_support(n: int, min_support: int) -> dict[str, str]:

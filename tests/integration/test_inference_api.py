@@ -131,8 +131,8 @@ def test_with_a_production_model_the_answer_is_production_and_the_shadow_is_only
     assert body["model"] == {"version": production, "status": "production"}
     compiled = CompiledHealingModel.load(small_bundle)
     patient, wound, visits = history["patient"], {**history["wound"], "end_reason": "open"}, history["assessments"]
-    expected = predict_history(patient, wound, visits, Scorer(production, compiled.margins, compiled.meta),
-                               load_catalog(), load_rules(), OptionsRequest(**ask))  # fmt: skip
+    scorer = Scorer(production, compiled.margins, compiled.meta, compiled.summarise)
+    expected = predict_history(patient, wound, visits, scorer, load_catalog(), load_rules(), OptionsRequest(**ask))
     assert body["clinical_output"] == json.loads(json.dumps(expected))
     ranked = body["clinical_output"]["options"]
     assert ranked["objective"] == "cheapest" and len(ranked["options"]) == 2 < ranked["ranked_plans"]

@@ -77,11 +77,10 @@ class CompiledHealingModel:
         """`model_build.trajectory.summarise_curves` in one native call (the library's woundcare_curve_summaries)."""
         survival, quantile_days, areas = self.native.curve_summaries(edges, margins, shifts, days, quantiles, until)
         n_days, n_quantiles = len(days), len(quantiles)
+        quantile_or_none = [None if day != day else day for day in quantile_days]  # NaN: beyond the horizon
         return [
             CurveSummary(
-                survival[i * n_days : (i + 1) * n_days],
-                [None if day != day else day for day in quantile_days[i * n_quantiles : (i + 1) * n_quantiles]],
-                area,
+                survival[i * n_days : (i + 1) * n_days], quantile_or_none[i * n_quantiles : (i + 1) * n_quantiles], area
             )
             for i, area in enumerate(areas)
         ]
