@@ -113,8 +113,9 @@ def scoring(model: Any, rows: list[dict[str, Any]], bundle_root: Path) -> dict[s
             return margins(scored)
 
         return lambda row: treatment_options(
-            row, counted, compiled.edges, catalog, rules, meta["support"], meta["treatment_effects"]
-        )
+            row, counted, compiled.edges, catalog, rules, meta["support"], meta["treatment_effects"],
+            summarise=compiled.summarise,
+        )  # fmt: skip
 
     scorers = {"compiled": compiled.margins, "sklearn": model.margins}
     parity = max(abs(a - b) for ma, mb in zip(*(f(wounds) for f in scorers.values()), strict=True)
