@@ -14,7 +14,7 @@ import datetime as dt
 import math
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
@@ -129,7 +129,7 @@ def typed_history(request: Mapping[str, Any]) -> History:
 
 def _typed(patient: Record, wound: Record, visits: list[Record]) -> History:
     wound["end_reason"] = wound["end_reason"] or "open"
-    return _as_json(patient), _as_json(wound), [_as_json(v) for v in visits]
+    return _as_json(patient, "patient"), _as_json(wound, "wound"), [_as_json(v, "assessments") for v in visits]
 
 
 _row_messages = lru_cache(maxsize=8)(row_messages)  # thresholds are frozen: one message table per setting
@@ -225,7 +225,8 @@ def _parse_record(record: Mapping[str, Any], table: Table, row: str, found: _Fin
     typed: Record = {}
     inherited = "wound_key" if table is ASSESSMENTS else None
     for column in table.columns:
-        value, rule = _parse_value(record.get(column.name), column)
+        raw = record.get(column.name)
+        value, rule = (None, None) if raw is None or raw == "" else _PARSERS[column.kind](raw, column)
         if rule is None and value is None and column.required and column.name != inherited:
             rule = "missing_required"
         if rule is not None:
@@ -234,24 +235,23 @@ def _parse_record(record: Mapping[str, Any], table: Table, row: str, found: _Fin
     return typed
 
 
-def _parse_value(value: Any, column: Column) -> tuple[Any, str | None]:
-    """A JSON value as its contract type, or the per-column rule it breaks (missing values are None)."""
-    if value is None or value == "":
-        return None, None
-    if column.kind == "bool":
-        return (value, None) if isinstance(value, bool) else (None, "bad_type")
-    if column.kind == "date":
-        return _parse_date(value)
-    if column.kind in ("int", "float"):
-        return _parse_number(value, column)
+def _parse_bool(value: Any, column: Column) -> tuple[bool | None, str | None]:
+    return (value, None) if isinstance(value, bool) else (None, "bad_type")
+
+
+def _parse_key(value: Any, column: Column) -> tuple[str | None, str | None]:
     if not isinstance(value, str):
         return None, "bad_type"
-    if column.kind == "key":
-        return value.strip() or None, None  # keys forgive surrounding spaces, as in the table validator
+    return value.strip() or None, None  # keys forgive surrounding spaces, as in the table validator
+
+
+def _parse_enum(value: Any, column: Column) -> tuple[str | None, str | None]:
+    if not isinstance(value, str):
+        return None, "bad_type"
     return (value, None) if value in column.values else (None, "bad_enum")
 
 
-def _parse_date(value: Any) -> tuple[dt.date | None, str | None]:
+def _parse_date(value: Any, column: Column) -> tuple[dt.date | None, str | None]:
     # re.ASCII: \d would match other scripts' digits, which date.fromisoformat rejects anyway.
     if not isinstance(value, str) or not re.match(ISO_DATE, value, re.ASCII):
         return None, "bad_type"
@@ -277,8 +277,24 @@ def _parse_number(value: Any, column: Column) -> tuple[int | float | None, str |
     return (int(number) if column.kind == "int" else number), None
 
 
-def _as_json(record: Record) -> Record:
-    return {k: v.isoformat() if isinstance(v, dt.date) else v for k, v in record.items()}
+# A present JSON value (not null, not "") as its contract type, or the per-column rule it breaks; by column kind.
+_PARSERS: dict[str, Callable[[Any, Column], tuple[Any, str | None]]] = {
+    "bool": _parse_bool,
+    "date": _parse_date,
+    "int": _parse_number,
+    "float": _parse_number,
+    "key": _parse_key,
+    "enum": _parse_enum,
+}
+_DATE_COLUMNS = {name: tuple(c.name for c in table.columns if c.kind == "date") for name, table in SECTIONS.items()}
+
+
+def _as_json(record: Record, section: str) -> Record:
+    """The typed record with its dates back as ISO strings (in place: the record is this module's own)."""
+    for name in _DATE_COLUMNS[section]:
+        if record[name] is not None:
+            record[name] = record[name].isoformat()
+    return record
 
 
 # --- rules across fields and rows -------------------------------------------------------------------------
