@@ -18,7 +18,7 @@ from model_build.progress import ProgressWeights, progress
 from model_build.recommend import RuleTable, treatment_options
 from model_build.trajectory import Summarise, summarise_curves, trajectory
 
-Margins = Callable[[list[dict[str, Any]]], list[list[float]]]
+Margins = Callable[[Sequence[Mapping[str, Any]]], list[list[float]]]
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def predict_features(
         edges, margins, latest["area_cm2"], scorer.meta["area_shape"], horizon, scorer.summarise
     )
 
-    def margins_of(rows: list[dict[str, Any]]) -> list[list[float]]:
+    def margins_of(rows: Sequence[Mapping[str, Any]]) -> list[list[float]]:
         """The options score the latest visit as recorded (already scored above) unless its plan is incomplete."""
         return [margins] if rows == [latest] else scorer.margins(rows)
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from model_build.costs import CostCatalog, cost_per_healed, expected_cost, icer, weekly_cost, weekly_total
 from model_build.features import FEATURE_NAMES, TREATMENT_FEATURE_NAMES
@@ -40,7 +40,7 @@ METHOD = (
 )
 COMPARABLE = "wound type; pressure injuries by stage"
 
-Margins = Callable[[list[dict[str, Any]]], list[list[float]]]
+Margins = Callable[[Sequence[Mapping[str, Any]]], list[list[float]]]
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "lt": lambda a, b: a < b,
@@ -259,32 +259,42 @@ def _effect_caveat(caveat_id: str, reason: str) -> dict[str, str]:
     return {"id": caveat_id, "reason": reason, "source": "treatment effects of the model (severity-adjusted)"}
 
 
-def _scored(
-    plan: Plan, summary: CurveSummary, horizon_weeks: int, catalog: CostCatalog, min_p_healed_12w: float
-) -> dict[str, Any]:
-    """What ranks a plan: median and 10th–90th percentile weeks, restricted mean weeks, P(healed) at 12 weeks and
-    the horizon, weekly and expected cost, cost per healed wound.
+class _Outcome(NamedTuple):
+    """What ranks a plan, from its curve's summary: survival at days 0, 7, ..., horizon and then 84 (12 weeks)."""
 
-    `summary` holds survival at days 0, 7, ..., horizon and then 84 (12 weeks), and the QUANTILES.
-    """
-    p10, median, p90 = summary.quantiles
-    survival = summary.survival
-    p_healed_by_horizon = 1.0 - survival[horizon_weeks]
-    weekly = weekly_total(plan, catalog)
-    expected = expected_cost(weekly, survival[:horizon_weeks])
-    p_healed_12w = 1.0 - survival[-1]
-    return {
-        "plan_id": plan.plan_id,
-        "median_weeks": _weeks(median),
-        "healing_weeks_p10_p90": [_weeks(p10), _weeks(p90)],
-        "restricted_mean_weeks": summary.restricted_mean / DAYS_PER_WEEK,
-        "p_healed_12w": p_healed_12w,
-        "p_healed_by_horizon": p_healed_by_horizon,
-        "weekly_cost_usd": weekly,
-        "expected_cost_usd": expected,
-        "cost_per_healed_usd": cost_per_healed(expected, p_healed_by_horizon),
-        "meets_min_p_healed_12w": p_healed_12w >= min_p_healed_12w,
-    }
+    meets_floor: bool  # P(healed by 12 weeks) >= the caller's minimum
+    restricted_mean_weeks: float
+    p_healed_12w: float
+    p_healed_by_horizon: float
+    weekly_cost_usd: float
+    expected_cost_usd: float
+    cost_per_healed_usd: float | None
+    quantile_days: list[float | None]  # QUANTILES
+
+    @classmethod
+    def of(cls, summary: CurveSummary, horizon_weeks: int, weekly: float, floor: float) -> _Outcome:
+        survival = summary.survival
+        p_healed_12w, p_healed_by_horizon = 1.0 - survival[-1], 1.0 - survival[horizon_weeks]
+        expected = expected_cost(weekly, survival[:horizon_weeks])
+        return cls(
+            p_healed_12w >= floor, summary.restricted_mean / DAYS_PER_WEEK, p_healed_12w, p_healed_by_horizon,
+            weekly, expected, cost_per_healed(expected, p_healed_by_horizon), summary.quantiles,
+        )  # fmt: skip
+
+    def as_dict(self) -> dict[str, Any]:
+        """The plan's predicted healing (weeks, probabilities) and costs (USD) as the answer shows them."""
+        p10, median, p90 = self.quantile_days
+        return {
+            "median_weeks": _weeks(median),
+            "healing_weeks_p10_p90": [_weeks(p10), _weeks(p90)],
+            "restricted_mean_weeks": self.restricted_mean_weeks,
+            "p_healed_12w": self.p_healed_12w,
+            "p_healed_by_horizon": self.p_healed_by_horizon,
+            "weekly_cost_usd": self.weekly_cost_usd,
+            "expected_cost_usd": self.expected_cost_usd,
+            "cost_per_healed_usd": self.cost_per_healed_usd,
+            "meets_min_p_healed_12w": self.meets_floor,
+        }
 
 
 def _weeks(days: float | None) -> float | None:
@@ -359,32 +369,32 @@ def treatment_options(
     if current_plan is not None and current_plan not in set(to_score):
         to_score.append(current_plan)
     anchor = current_plan or (to_score[0] if to_score else candidates[0])
-    anchor_row = dict(row) if current_plan is not None else {**row, **plan_features(anchor)}
+    anchor_row = row if current_plan is not None else {**row, **plan_features(anchor)}
     days = [week * DAYS_PER_WEEK for week in range(horizon_weeks + 1)] + [WEEKS_12_DAYS]
     anchor_effect = plan_effect(effects, anchor, row["wound_type"])
     shifts = [plan_effect(effects, plan, row["wound_type"]) - anchor_effect for plan in to_score]
     summaries = summarise(
         edges, margins([anchor_row])[0], shifts, days=days, quantiles=QUANTILES, until=days[horizon_weeks]
     )
-    scored = [
-        _scored(plan, summary, horizon_weeks, catalog, min_p_healed_12w)
+    outcomes = [
+        _Outcome.of(summary, horizon_weeks, weekly_total(plan, catalog), min_p_healed_12w)
         for plan, summary in zip(to_score, summaries, strict=True)
     ]  # admissible plans first, in order, then the current plan if it is not among them
 
     group = comparable_group(row["wound_type"], row.get("pi_stage"))
     counts, min_support = support["counts"].get(group, {}), int(support["min_support"])
 
-    def describe(plan: Plan, outcome: dict[str, Any], caveats: list[dict[str, Any]]) -> dict[str, Any]:
+    def describe(plan: Plan, outcome: _Outcome, caveats: list[dict[str, Any]]) -> dict[str, Any]:
         n = int(counts.get(plan.plan_id, 0))
         if n < min_support:
             caveats = [*caveats, _low_support(n, min_support)]
-        if not outcome["meets_min_p_healed_12w"]:
+        if not outcome.meets_floor:
             caveats = [*caveats, _below_floor(min_p_healed_12w)]
         caveats = [*caveats, *effect_caveats(effects, plan, anchor, row["wound_type"])]
         return {
             "plan_id": plan.plan_id,
             "plan": plan.as_assessment_fields(),
-            **outcome,
+            **outcome.as_dict(),
             "weekly_cost_items_usd": weekly_cost(plan, catalog),
             "support": n,
             "low_support": n < min_support,
@@ -395,20 +405,20 @@ def treatment_options(
     if current_plan is not None:
         current_exclusions, current_caveats = rules.screen(current_plan, row)
         ids = [plan.plan_id for plan in to_score]
-        current_outcome = scored[ids.index(current_plan.plan_id)]
-        current = describe(current_plan, current_outcome, [r.as_dict() for r in current_caveats])
-        current["contraindications"] = [r.as_dict() for r in current_exclusions]
+        current = describe(current_plan, outcomes[ids.index(current_plan.plan_id)], _dicts(current_caveats))
+        current["contraindications"] = _dicts(current_exclusions)
         current["in_candidate_plans"] = current_plan in candidates
-    rank_key = _ranking(objective)
-    ranked = sorted(zip(admissible, scored[: len(admissible)], strict=True), key=lambda entry: rank_key(entry[1]))
+    ranked = sorted(
+        ((plan, caveats, outcome) for (plan, caveats), outcome in zip(admissible, outcomes, strict=False)),
+        key=_ranking(objective),
+    )  # zip stops at the admissible plans
     options = []
-    for rank, ((plan, caveats), outcome) in enumerate(ranked[:max_options], start=1):
-        option = describe(plan, outcome, [r.as_dict() for r in caveats])
+    for rank, (plan, caveats, outcome) in enumerate(ranked[:max_options], start=1):
+        option = describe(plan, outcome, _dicts(caveats))
         option["vs_current"] = _versus(option, current)
         option["rank"] = rank
         options.append(option)
-    best = ranked[0][1] if ranked else None
-    recommended = best["plan_id"] if best and best["meets_min_p_healed_12w"] else None
+    recommended = ranked[0][0].plan_id if ranked and ranked[0][2].meets_floor else None
     return {
         "objective": objective,
         "min_p_healed_12w": min_p_healed_12w,
@@ -438,22 +448,25 @@ def _screened(
     return admissible, excluded
 
 
-def _ranking(objective: str) -> Callable[[Mapping[str, Any]], tuple]:
-    """Sort key: plans meeting the P(healed by 12 weeks) floor first, then the objective, then the plan id."""
+def _ranking(objective: str) -> Callable[[tuple[Plan, Any, _Outcome]], tuple]:
+    """Sort key of (plan, caveats, outcome): plans meeting the P(healed by 12 weeks) floor first, then the
+    objective, then the plan id."""
     if objective == "fastest":
-        return lambda o: (
-            not o["meets_min_p_healed_12w"], o["restricted_mean_weeks"], -o["p_healed_12w"], o["expected_cost_usd"],
-            o["plan_id"],
+        return lambda e: (
+            not e[2].meets_floor, e[2].restricted_mean_weeks, -e[2].p_healed_12w, e[2].expected_cost_usd, e[0].plan_id
         )  # fmt: skip
     if objective == "cheapest":
-        return lambda o: (
-            not o["meets_min_p_healed_12w"], o["expected_cost_usd"], o["restricted_mean_weeks"], -o["p_healed_12w"],
-            o["plan_id"],
+        return lambda e: (
+            not e[2].meets_floor, e[2].expected_cost_usd, e[2].restricted_mean_weeks, -e[2].p_healed_12w, e[0].plan_id
         )  # fmt: skip
-    return lambda o: (
-        not o["meets_min_p_healed_12w"], math.inf if o["cost_per_healed_usd"] is None else o["cost_per_healed_usd"],
-        o["restricted_mean_weeks"], -o["p_healed_12w"], o["plan_id"],
+    return lambda e: (
+        not e[2].meets_floor, math.inf if e[2].cost_per_healed_usd is None else e[2].cost_per_healed_usd,
+        e[2].restricted_mean_weeks, -e[2].p_healed_12w, e[0].plan_id,
     )  # fmt: skip
+
+
+def _dicts(rules: list[Rule]) -> list[dict[str, str]]:
+    return [rule.as_dict() for rule in rules]
 
 
 def _low_support(n: int, min_support: int) -> dict[str, str]:
