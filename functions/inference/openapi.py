@@ -9,10 +9,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from model_build.features import FEATURE_NAMES
 from model_build.recommend import OBJECTIVES
 from model_build.schema import ASSESSMENTS, PATIENTS, WOUNDS, Column, Table
 from model_build.validate_history import MAX_ASSESSMENTS
-from woundcare_shared.serving import OPTION_LIMITS, OUTCOME_REASONS
+from woundcare_shared.serving import CAPTURE_KIND, CAPTURE_SCHEMA, OPTION_LIMITS, OUTCOME_REASONS
 
 OUT = Path(__file__).with_name("openapi.json")
 _KINDS = {"key": "string", "int": "integer", "float": "number", "bool": "boolean", "date": "string", "enum": "string"}
@@ -71,6 +72,55 @@ def _post(summary: str, request: str, ok: dict[str, Any], *refusals: int) -> dic
 
 def _nullable_object() -> dict[str, Any]:
     return {"type": ["object", "null"]}
+
+
+def _capture(options: dict[str, Any]) -> dict[str, Any]:
+    """The record captured for every scored request (a log line in AWS, a JSONL line locally): not a response, the
+    contract of the feedback loop's data. No patient field: the wound key is the EHR's pseudonymous one."""
+    version = {"type": ["string", "null"]}
+    versions = {
+        "type": "object",
+        "required": ["production", "shadow"],
+        "additionalProperties": False,
+        "properties": {"production": version, "shadow": version},
+    }
+    output = {
+        "type": "object",
+        "required": ["status", "median_weeks", "p_healed_by_week", "recommended", "progress_score"],
+        "additionalProperties": False,
+        "properties": {
+            "status": {"enum": ["open", "healed"]},
+            "median_weeks": {"type": ["number", "null"]},
+            "p_healed_by_week": {"type": ["object", "null"], "additionalProperties": {"type": "number"}},
+            "recommended": {"type": ["string", "null"]},
+            "progress_score": {"type": ["number", "null"]},
+        },
+    }
+    fields = ["capture", "schema", "request_id", "time", "wound_key", "models", "served_version", "options"]
+    return {
+        "description": "One captured prediction: ids, model versions, the latest visit's features, each model's "
+        "summary. Shadow outputs appear here only.",
+        "type": "object",
+        "required": [*fields, "features", "outputs"],
+        "additionalProperties": False,
+        "properties": {
+            "capture": {"const": CAPTURE_KIND},
+            "schema": {"const": CAPTURE_SCHEMA},
+            "request_id": {"type": "string"},
+            "time": {"type": "string", "format": "date-time"},
+            "wound_key": {"type": "string"},
+            "models": versions,
+            "served_version": {"type": ["string", "null"]},
+            "options": {**options, "required": list(options["properties"])},
+            "features": {
+                "type": "object",
+                "required": list(FEATURE_NAMES),
+                "additionalProperties": False,
+                "properties": {name: {"type": ["number", "string", "null"]} for name in FEATURE_NAMES},
+            },
+            "outputs": {"type": "object", "minProperties": 1, "additionalProperties": output},
+        },
+    }
 
 
 def build_openapi() -> dict[str, Any]:
@@ -238,6 +288,7 @@ def build_openapi() -> dict[str, Any]:
             "properties": {"status": {"const": "ok"}, "api_version": {"const": "v1"}, "models": {"type": "object"}},
         },
     }
+    schemas["PredictionCapture"] = _capture(options)
     return {
         "openapi": "3.1.0",
         "info": {

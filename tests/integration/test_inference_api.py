@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
+import jsonschema_rs
 import pytest
 from chalice.test import Client
 from woundcare_testing import wound_history
@@ -66,8 +67,17 @@ def _start(monkeypatch: pytest.MonkeyPatch, home: Path, capture: str | None = No
 
 
 def _captures(home: Path) -> list[dict]:
+    """The captured records, each checked against the capture schema the OpenAPI document publishes."""
     path = home / "captures" / "predictions.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    records = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    for record in records:
+        CAPTURE_SCHEMA.validate(record)
+    return records
+
+
+CAPTURE_SCHEMA = jsonschema_rs.validator_for(
+    json.loads((APP.parent / "openapi.json").read_text())["components"]["schemas"]["PredictionCapture"]
+)
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +150,16 @@ def test_with_a_production_model_the_answer_is_production_and_the_shadow_is_only
     assert shadow not in response.body.decode()
     (record,) = _captures(home)
     assert set(record["outputs"]) == {production, shadow} and record["served_version"] == production
+
+
+def test_the_capture_schema_refuses_a_record_with_a_patient_field_or_without_features(production_and_shadow, history):
+    # Given a real captured record, which the schema accepts
+    app, home, _, _ = production_and_shadow
+    _post(app, "/v1/predictions", history)
+    record = _captures(home)[-1]
+    # Then a record that gained a patient field, or lost its features, is refused
+    for broken in ({**record, "patient": history["patient"]}, {k: v for k, v in record.items() if k != "features"}):
+        assert not CAPTURE_SCHEMA.is_valid(broken)
 
 
 def test_model_route_names_the_versions_their_metrics_and_the_model_card(production_and_shadow):
@@ -408,3 +428,4 @@ def test_no_log_line_carries_row_values_and_the_capture_line_only_pseudonymous_k
     assert sentinel not in everything
     assert not any(day in line for day in dates for line in [lines.getvalue(), *stdout])
     assert json.loads(captures[0])["wound_key"] == good["wound"]["wound_key"]
+    CAPTURE_SCHEMA.validate(json.loads(captures[0]))
