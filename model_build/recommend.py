@@ -24,7 +24,7 @@ from model_build.costs import CostCatalog, cost_per_healed, expected_cost, icer,
 from model_build.features import FEATURE_NAMES, TREATMENT_FEATURE_NAMES
 from model_build.plans import INTERVENTIONS, TREATMENT_COLUMNS, Plan, candidate_plans
 from model_build.schema import DEBRIDEMENTS, DRESSINGS
-from model_build.trajectory import DAYS_PER_WEEK, CurveSummary, Summarise, summarise_curves
+from model_build.trajectory import DAYS_PER_WEEK, CurveQuery, CurveSummary, Summarise, summarise_curves
 
 DEFAULT_RULES = resources.files("model_build") / "data" / "contraindications.json"
 OBJECTIVES = ("fastest", "cheapest", "cost_per_healed")
@@ -373,9 +373,7 @@ def treatment_options(
     days = [week * DAYS_PER_WEEK for week in range(horizon_weeks + 1)] + [WEEKS_12_DAYS]
     anchor_effect = plan_effect(effects, anchor, row["wound_type"])
     shifts = [plan_effect(effects, plan, row["wound_type"]) - anchor_effect for plan in to_score]
-    summaries = summarise(
-        edges, margins([anchor_row])[0], shifts, days=days, quantiles=QUANTILES, until=days[horizon_weeks]
-    )
+    summaries = summarise(edges, margins([anchor_row])[0], shifts, CurveQuery(days, QUANTILES, days[horizon_weeks]))
     outcomes = [
         _Outcome.of(summary, horizon_weeks, weekly_total(plan, catalog), min_p_healed_12w)
         for plan, summary in zip(to_score, summaries, strict=True)

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import accumulate
 from operator import mul, neg, sub, truediv
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 DAYS_PER_WEEK = 7.0
 MILESTONE_WEEKS = (4, 8, 12, 24)
@@ -140,34 +140,29 @@ class CurveSummary(NamedTuple):
     restricted_mean: float
 
 
-class Summarise(Protocol):
-    """Summaries of the curve on `edges` with hazard logits `margins`, shifted by each of `shifts`."""
+class CurveQuery(NamedTuple):
+    """What to read off a curve: survival at `days`, the days by which each share in `quantiles` has healed, and
+    the restricted mean up to `until` (all days since the visit, within the curve's edges)."""
 
-    def __call__(
-        self,
-        edges: Sequence[float],
-        margins: Sequence[float],
-        shifts: Sequence[float],
-        *,
-        days: Sequence[float],
-        quantiles: Sequence[float],
-        until: float,
-    ) -> list[CurveSummary]: ...
+    days: Sequence[float]
+    quantiles: Sequence[float]
+    until: float
+
+
+# Summaries of the curve on `edges` with hazard logits `margins`, shifted by each of `shifts`, as asked.
+Summarise = Callable[[Sequence[float], Sequence[float], Sequence[float], CurveQuery], list[CurveSummary]]
 
 
 def summarise_curves(
-    edges: Sequence[float],
-    margins: Sequence[float],
-    shifts: Sequence[float],
-    *,
-    days: Sequence[float],
-    quantiles: Sequence[float],
-    until: float,
+    edges: Sequence[float], margins: Sequence[float], shifts: Sequence[float], query: CurveQuery
 ) -> list[CurveSummary]:
-    """The reference `Summarise`, on `Curve`; serving uses the compiled bundle's twin (the same formulas in C)."""
-    base, located = Curve(tuple(edges), tuple(margins)), locate(edges, days)
+    """The reference `Summarise`, on `Curve`; serving uses the compiled bundle's twin (the same quantities in C)."""
+    base, located = Curve(tuple(edges), tuple(margins)), locate(edges, query.days)
     curves = (base.shifted(shift) for shift in shifts)
-    return [CurveSummary(c.survival_at(located), c.quantiles(quantiles), c.restricted_mean(until)) for c in curves]
+    return [
+        CurveSummary(c.survival_at(located), c.quantiles(query.quantiles), c.restricted_mean(query.until))
+        for c in curves
+    ]
 
 
 def area_at(days: float, current_area: float, closure_days: float | None, shape: float) -> float:
@@ -191,7 +186,7 @@ def trajectory(
     milestones."""
     weeks = min(horizon_weeks, int(edges[-1] // DAYS_PER_WEEK))
     days = [week * DAYS_PER_WEEK for week in range(weeks + 1)]
-    [summary] = summarise(edges, margins, (0.0,), days=days, quantiles=(BAND[0], 0.5, BAND[1]), until=days[-1])
+    [summary] = summarise(edges, margins, (0.0,), CurveQuery(days, (BAND[0], 0.5, BAND[1]), days[-1]))
     low_t, median, high_t = summary.quantiles
     p_healed = [1.0 - s for s in summary.survival]
     return {

@@ -7,7 +7,7 @@ import pytest
 from woundcare_testing import wound_history
 
 from model_build.features import history_features
-from model_build.trajectory import summarise_curves
+from model_build.trajectory import CurveQuery, summarise_curves
 from woundcare_scoring.healing import CompiledHealingModel
 
 
@@ -65,8 +65,9 @@ def test_native_curve_summaries_equal_the_python_reference(trained):
     shifts = [0.0, -1.3, 0.25, 2.0, -40.0, 60.0, -900.0]
     for row_margins in margins:
         for until in (84.0, 91.0, edges[-1]):
-            expected = summarise_curves(edges, row_margins, shifts, days=days, quantiles=(0.1, 0.5, 0.9), until=until)
-            got = compiled.summarise(edges, row_margins, shifts, days=days, quantiles=(0.1, 0.5, 0.9), until=until)
+            query = CurveQuery(days, (0.1, 0.5, 0.9), until)
+            expected = summarise_curves(edges, row_margins, shifts, query)
+            got = compiled.summarise(edges, row_margins, shifts, query)
             # Then the C twin agrees with Curve to rounding (None where a quantile lies beyond the horizon)
             for g, e in zip(got, expected, strict=True):
                 assert g.survival == pytest.approx(e.survival, rel=1e-12, abs=1e-300)
@@ -81,6 +82,6 @@ def test_native_curve_summaries_refuse_days_beyond_the_edges(trained):
     compiled = trained[3]
     margins = [-2.0] * (len(compiled.edges) - 1)
     with pytest.raises(ValueError, match="within the interval edges"):
-        compiled.summarise(compiled.edges, margins, [0.0], days=[compiled.edges[-1] + 1], quantiles=(), until=7.0)
+        compiled.summarise(compiled.edges, margins, [0.0], CurveQuery([compiled.edges[-1] + 1], (), 7.0))
     with pytest.raises(ValueError, match="one margin per interval"):
-        compiled.summarise(compiled.edges, margins[:-1], [0.0], days=[7.0], quantiles=(), until=7.0)
+        compiled.summarise(compiled.edges, margins[:-1], [0.0], CurveQuery([7.0], (), 7.0))

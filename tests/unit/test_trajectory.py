@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from model_build.survival import DiscreteTimeSurvival
-from model_build.trajectory import Curve, area_at, locate, summarise_curves, trajectory
+from model_build.trajectory import Curve, CurveQuery, area_at, locate, summarise_curves, trajectory
 
 WEEKLY = tuple(7.0 * k for k in range(53))
 
@@ -108,7 +108,7 @@ def test_extreme_margins_keep_every_rate_positive_and_finite():
 def test_summaries_are_the_shifted_curves_queried_one_by_one():
     edges, margins = (0.0, 7.0, 14.0, 28.0, 42.0), (-2.0, -1.5, -1.0, -2.5)
     days = [0.0, 3.5, 14.0, 35.0, 42.0]
-    summaries = summarise_curves(edges, margins, [0.0, 0.7], days=days, quantiles=(0.1, 0.5), until=30.0)
+    summaries = summarise_curves(edges, margins, [0.0, 0.7], CurveQuery(days, (0.1, 0.5), 30.0))
     for shift, summary in zip([0.0, 0.7], summaries, strict=True):
         curve = Curve(edges, margins).shifted(shift)
         assert summary.survival == [curve.survival(d) for d in days]

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from model_build.trajectory import CurveSummary
+from model_build.trajectory import CurveQuery, CurveSummary
 from woundcare_scoring.native import NativeModel
 
 MISSING_CATEGORY = "__missing__"  # as model_build.survival.MISSING_CATEGORY
@@ -65,17 +65,11 @@ class CompiledHealingModel:
         return [flat[i : i + n_intervals] for i in range(0, len(flat), n_intervals)]
 
     def summarise(
-        self,
-        edges: Sequence[float],
-        margins: Sequence[float],
-        shifts: Sequence[float],
-        *,
-        days: Sequence[float],
-        quantiles: Sequence[float],
-        until: float,
+        self, edges: Sequence[float], margins: Sequence[float], shifts: Sequence[float], query: CurveQuery
     ) -> list[CurveSummary]:
         """`model_build.trajectory.summarise_curves` in one native call (the library's woundcare_curve_summaries)."""
-        survival, quantile_days, areas = self.native.curve_summaries(edges, margins, shifts, days, quantiles, until)
+        survival, quantile_days, areas = self.native.curve_summaries(edges, margins, shifts, *query)
+        days, quantiles = query.days, query.quantiles
         n_days, n_quantiles = len(days), len(quantiles)
         quantile_or_none = [None if day != day else day for day in quantile_days]  # NaN: beyond the horizon
         return [
