@@ -69,8 +69,7 @@ class CompiledHealingModel:
     ) -> list[CurveSummary]:
         """`model_build.trajectory.summarise_curves` in one native call (the library's woundcare_curve_summaries)."""
         survival, quantile_days, areas = self.native.curve_summaries(edges, margins, shifts, *query)
-        days, quantiles = query.days, query.quantiles
-        n_days, n_quantiles = len(days), len(quantiles)
+        n_days, n_quantiles = len(query.days), len(query.quantiles)
         quantile_or_none = [None if day != day else day for day in quantile_days]  # NaN: beyond the horizon
         return [
             CurveSummary(
