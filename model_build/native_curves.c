@@ -46,8 +46,14 @@ int32_t woundcare_curve_summaries(const double* edges, int32_t n_intervals, cons
                                   const double* shifts, int32_t n_shifts, const double* days, int32_t n_days,
                                   const double* quantiles, int32_t n_quantiles, double until, double* survival,
                                   double* quantile_days, double* areas) {
-  if (n_intervals < 1 || n_shifts < 0 || n_days < 0 || n_quantiles < 0) {
+  if (n_intervals < 1 || n_shifts < 0 || n_days < 0 || n_quantiles < 0 || edges[0] != 0.0 ||
+      !(until >= 0.0 && until <= edges[n_intervals])) {
     return WOUNDCARE_BAD_SHAPE;
+  }
+  for (int32_t d = 0; d < n_days; ++d) {
+    if (!(days[d] >= 0.0 && days[d] <= edges[n_intervals])) { /* also NaN */
+      return WOUNDCARE_BAD_SHAPE;
+    }
   }
   const int32_t n_edges = n_intervals + 1;
   double* work = malloc(sizeof(double) * (size_t)(4 * n_edges));

@@ -366,7 +366,7 @@ def treatment_options(
     admissible, excluded = _screened(candidates, rules, row)
     current_plan = plan_from_fields(row)
     to_score = [plan for plan, _ in admissible]
-    if current_plan is not None and current_plan not in set(to_score):
+    if current_plan is not None and current_plan not in to_score:
         to_score.append(current_plan)
     anchor = current_plan or (to_score[0] if to_score else candidates[0])
     anchor_row = row if current_plan is not None else {**row, **plan_features(anchor)}

@@ -46,7 +46,7 @@ class Curve:
         if len(self.edges) != len(self.margins) + 1:
             raise ValueError("a curve needs one margin per interval")
         margins = self.margins
-        if margins and min(margins) >= -700.0 and max(margins) <= 35.0:  # softplus(m) = -log(1 - h_k) > 0
+        if margins and min(margins) >= -690.0 and max(margins) <= 35.0:  # above -690.8 = log(1e-300): no rate floor
             rates = tuple(map(math.log1p, map(math.exp, margins)))
         else:
             rates = tuple(map(_softplus, margins))
@@ -186,7 +186,7 @@ def trajectory(
     milestones."""
     weeks = min(horizon_weeks, int(edges[-1] // DAYS_PER_WEEK))
     days = [week * DAYS_PER_WEEK for week in range(weeks + 1)]
-    [summary] = summarise(edges, margins, (0.0,), CurveQuery(days, (BAND[0], 0.5, BAND[1]), days[-1]))
+    [summary] = summarise(edges, margins, (0.0,), CurveQuery(days, (BAND[0], 0.5, BAND[1]), 0.0))
     low_t, median, high_t = summary.quantiles
     p_healed = [1.0 - s for s in summary.survival]
     return {

@@ -83,5 +83,11 @@ def test_native_curve_summaries_refuse_days_beyond_the_edges(trained):
     margins = [-2.0] * (len(compiled.edges) - 1)
     with pytest.raises(ValueError, match="within the interval edges"):
         compiled.summarise(compiled.edges, margins, [0.0], CurveQuery([compiled.edges[-1] + 1], (), 7.0))
+    with pytest.raises(ValueError, match="within the interval edges"):
+        compiled.summarise(compiled.edges, margins, [0.0], CurveQuery([1.0, float("nan")], (), 7.0))
+    with pytest.raises(ValueError, match="quantiles"):
+        compiled.summarise(compiled.edges, margins, [0.0], CurveQuery([7.0], (1.0,), 7.0))
+    with pytest.raises(ValueError, match="finite"):
+        compiled.summarise(compiled.edges, margins, [float("nan")], CurveQuery([7.0], (0.5,), 7.0))
     with pytest.raises(ValueError, match="one margin per interval"):
         compiled.summarise(compiled.edges, margins[:-1], [0.0], CurveQuery([7.0], (), 7.0))

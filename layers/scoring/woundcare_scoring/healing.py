@@ -1,5 +1,5 @@
 """Interval hazard margins of the compiled healing model for feature rows (dicts): the serving twin of
-`model_build.healing.HealingModel.margins`, on the stdlib only.
+`model_build.healing.HealingModel.margins`, on the stdlib and model_build's pure modules (no numpy).
 
 A row's categorical values are coded as the learner coded them in training (position of the level; a missing or
 unseen value takes the learned missing level if there is one, else counts as missing), then the row is scored once

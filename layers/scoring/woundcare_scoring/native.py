@@ -149,8 +149,12 @@ class NativeModel:
         edge; area under survival on [0, until] per shift). The formulas are model_build.trajectory.Curve's."""
         if len(edges) != len(margins) + 1 or not margins:
             raise ValueError("a curve needs one margin per interval")
-        if (days and not 0.0 <= min(days) <= max(days) <= edges[-1]) or not 0.0 <= until <= edges[-1]:
+        if edges[0] != 0.0 or not all(0.0 <= day <= edges[-1] for day in (*days, until)):  # NaN fails too
             raise ValueError("days must lie within the interval edges")
+        if not all(0.0 <= q < 1.0 for q in quantiles):
+            raise ValueError("quantiles must lie in [0, 1)")
+        if not all(map(math.isfinite, (*margins, *shifts))):
+            raise ValueError("margins and shifts must be finite")
         n_shifts = len(shifts)
         survival, quantile_days, areas = (
             array("d", bytes(8 * n)) for n in (n_shifts * len(days), n_shifts * len(quantiles), n_shifts)
