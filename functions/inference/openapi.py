@@ -255,7 +255,21 @@ def build_openapi() -> dict[str, Any]:
                         "model_version": {"type": "string"},
                         "status": {"enum": ["open", "healed"]},
                         "progress": {"type": "object"},
-                        "prediction": {"type": "object"},
+                        "prediction": {
+                            "type": "object",
+                            "required": ["horizon_weeks", "median_weeks", "median_interval_weeks", "weekly"],
+                            "properties": {
+                                "horizon_weeks": {"type": "integer"},
+                                "median_weeks": {"type": ["number", "null"]},
+                                "p_healed_by_week": {"type": "object", "additionalProperties": {"type": "number"}},
+                                "weekly": {
+                                    "type": "object",
+                                    "description": "one value per week 0..horizon_weeks, as columns",
+                                    "required": ["week", "p_healed", "area_cm2", "area_low_cm2", "area_high_cm2"],
+                                    "additionalProperties": {"type": "array", "items": {"type": "number"}},
+                                },
+                            },
+                        },
                         "options": ranked_options,
                     },
                 },
