@@ -45,6 +45,14 @@ class CostCatalog:
     version: str
     _weekly_totals: dict[str, float] = field(default_factory=dict, init=False, repr=False, compare=False)
 
+    def weekly_total(self, plan: Plan) -> float:
+        """Cost in USD of one week of the plan (`weekly_cost` summed), remembered: options rank every plan per
+        request."""
+        total = self._weekly_totals.get(plan.plan_id)
+        if total is None:
+            total = self._weekly_totals[plan.plan_id] = sum(weekly_cost(plan, self).values())
+        return total
+
     def item(self, name: str) -> CatalogItem:
         try:
             return self.items[name]
@@ -125,14 +133,6 @@ def uses_per_week(item: CatalogItem, plan: Plan, catalog: CostCatalog) -> float:
     if item.frequency_per_week is not None:  # per_application; per_day when not used every day
         return item.frequency_per_week
     return DAYS_PER_WEEK  # per_day
-
-
-def weekly_total(plan: Plan, catalog: CostCatalog) -> float:
-    """Cost in USD of one week of the plan, remembered by the catalog (options rank every plan per request)."""
-    total = catalog._weekly_totals.get(plan.plan_id)
-    if total is None:
-        total = catalog._weekly_totals[plan.plan_id] = sum(weekly_cost(plan, catalog).values())
-    return total
 
 
 def weekly_cost(plan: Plan, catalog: CostCatalog) -> dict[str, float]:

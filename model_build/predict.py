@@ -8,17 +8,15 @@ The scorer is any `margins(rows) -> list[list[float]]` (compiled in serving, sci
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from model_build.costs import CostCatalog
 from model_build.features import history_features
 from model_build.progress import ProgressWeights, progress
-from model_build.recommend import RuleTable, treatment_options
+from model_build.recommend import Margins, RuleTable, treatment_options
 from model_build.trajectory import Summarise, summarise_curves, trajectory
-
-Margins = Callable[[Sequence[Mapping[str, Any]]], list[list[float]]]
 
 
 @dataclass(frozen=True)

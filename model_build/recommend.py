@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from model_build.costs import CostCatalog, cost_per_healed, expected_cost, icer, weekly_cost, weekly_total
+from model_build.costs import CostCatalog, cost_per_healed, expected_cost, icer, weekly_cost
 from model_build.features import FEATURE_NAMES, TREATMENT_FEATURE_NAMES
 from model_build.plans import INTERVENTIONS, TREATMENT_COLUMNS, Plan, candidate_plans
 from model_build.schema import DEBRIDEMENTS, DRESSINGS
@@ -375,7 +375,7 @@ def treatment_options(
     shifts = [plan_effect(effects, plan, row["wound_type"]) - anchor_effect for plan in to_score]
     summaries = summarise(edges, margins([anchor_row])[0], shifts, CurveQuery(days, QUANTILES, days[horizon_weeks]))
     outcomes = [
-        _Outcome.of(summary, horizon_weeks, weekly_total(plan, catalog), min_p_healed_12w)
+        _Outcome.of(summary, horizon_weeks, catalog.weekly_total(plan), min_p_healed_12w)
         for plan, summary in zip(to_score, summaries, strict=True)
     ]  # admissible plans first, in order, then the current plan if it is not among them
 
@@ -402,8 +402,7 @@ def treatment_options(
     current = None
     if current_plan is not None:
         current_exclusions, current_caveats = rules.screen(current_plan, row)
-        ids = [plan.plan_id for plan in to_score]
-        current = describe(current_plan, outcomes[ids.index(current_plan.plan_id)], _dicts(current_caveats))
+        current = describe(current_plan, outcomes[to_score.index(current_plan)], _dicts(current_caveats))
         current["contraindications"] = _dicts(current_exclusions)
         current["in_candidate_plans"] = current_plan in candidates
     ranked = sorted(
