@@ -1,5 +1,5 @@
-"""What a treatment plan costs: weekly cost from the versioned cost catalog, expected cost over a survival
-curve, cost per healed wound and the incremental cost-effectiveness ratio.
+"""What a treatment plan costs: weekly cost from the versioned cost catalog, expected cost over the expected time
+open, cost per healed wound and the incremental cost-effectiveness ratio.
 Prices live in the catalog, not in code.
 
 Pure Python (csv + hashlib): the inference Lambda imports it.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -144,13 +144,10 @@ def weekly_cost(plan: Plan, catalog: CostCatalog) -> dict[str, float]:
     return out
 
 
-def expected_cost(weekly_usd: float, open_at_week_start: Sequence[float]) -> float:
-    """Expected cost over the horizon: sum over weeks of P(still open at the week's start) × weekly cost.
-
-    A wound open at the start of a week is treated (and billed) for that whole week: a left Riemann sum of
-    the survival curve, which slightly overstates the continuous-time cost.
-    """
-    return weekly_usd * sum(open_at_week_start)
+def expected_cost(weekly_usd: float, weeks_open: float) -> float:
+    """Expected cost over the horizon: the weekly cost × the expected weeks the wound stays open within it (the
+    restricted mean time open). Care, and its cost, stops when the wound heals, mid-week included."""
+    return weekly_usd * weeks_open
 
 
 def cost_per_healed(expected_usd: float, p_healed: float) -> float | None:

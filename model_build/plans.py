@@ -63,8 +63,12 @@ class Plan:
     skin_substitute: bool = False
     hyperbaric_oxygen: bool = False
 
-    def __hash__(self) -> int:  # the id is unique per plan and computed once: cheaper than hashing every field
+    # The id names every field and is computed once: hashing and comparing it is cheaper than every field.
+    def __hash__(self) -> int:
         return hash(self.plan_id)
+
+    def __eq__(self, other: object) -> bool:
+        return self.plan_id == other.plan_id if isinstance(other, Plan) else NotImplemented
 
     @cached_property
     def plan_id(self) -> str:

@@ -260,7 +260,7 @@ def _effect_caveat(caveat_id: str, reason: str) -> dict[str, str]:
 
 
 class _Outcome(NamedTuple):
-    """What ranks a plan, from its curve's summary: survival at days 0, 7, ..., horizon and then 84 (12 weeks)."""
+    """What ranks a plan, from its curve's summary: survival at the horizon and at 84 days (12 weeks)."""
 
     meets_floor: bool  # P(healed by 12 weeks) >= the caller's minimum
     restricted_mean_weeks: float
@@ -272,13 +272,14 @@ class _Outcome(NamedTuple):
     quantile_days: list[float | None]  # QUANTILES
 
     @classmethod
-    def of(cls, summary: CurveSummary, horizon_weeks: int, weekly: float, floor: float) -> _Outcome:
-        survival = summary.survival
-        p_healed_12w, p_healed_by_horizon = 1.0 - survival[-1], 1.0 - survival[horizon_weeks]
-        expected = expected_cost(weekly, survival[:horizon_weeks])
+    def of(cls, summary: CurveSummary, weekly: float, floor: float) -> _Outcome:
+        open_at_horizon, open_at_12w = summary.survival
+        p_healed_12w, p_healed_by_horizon = 1.0 - open_at_12w, 1.0 - open_at_horizon
+        weeks_open = summary.restricted_mean / DAYS_PER_WEEK
+        expected = expected_cost(weekly, weeks_open)
         return cls(
-            p_healed_12w >= floor, summary.restricted_mean / DAYS_PER_WEEK, p_healed_12w, p_healed_by_horizon,
-            weekly, expected, cost_per_healed(expected, p_healed_by_horizon), summary.quantiles,
+            p_healed_12w >= floor, weeks_open, p_healed_12w, p_healed_by_horizon, weekly, expected,
+            cost_per_healed(expected, p_healed_by_horizon), summary.quantiles,
         )  # fmt: skip
 
     def as_dict(self) -> dict[str, Any]:
@@ -366,16 +367,19 @@ def treatment_options(
     admissible, excluded = _screened(candidates, rules, row)
     current_plan = plan_from_fields(row)
     to_score = [plan for plan, _ in admissible]
-    if current_plan is not None and current_plan not in to_score:
+    scored_ids = [plan.plan_id for plan in to_score]  # plans compared by id: one string compare each
+    if current_plan is not None and current_plan.plan_id not in scored_ids:
         to_score.append(current_plan)
+        scored_ids.append(current_plan.plan_id)
     anchor = current_plan or (to_score[0] if to_score else candidates[0])
     anchor_row = row if current_plan is not None else {**row, **plan_features(anchor)}
-    days = [week * DAYS_PER_WEEK for week in range(horizon_weeks + 1)] + [WEEKS_12_DAYS]
+    horizon_days = horizon_weeks * DAYS_PER_WEEK
     anchor_effect = plan_effect(effects, anchor, row["wound_type"])
     shifts = [plan_effect(effects, plan, row["wound_type"]) - anchor_effect for plan in to_score]
-    summaries = summarise(edges, margins([anchor_row])[0], shifts, CurveQuery(days, QUANTILES, days[horizon_weeks]))
+    query = CurveQuery([horizon_days, WEEKS_12_DAYS], QUANTILES, horizon_days)
+    summaries = summarise(edges, margins([anchor_row])[0], shifts, query)
     outcomes = [
-        _Outcome.of(summary, horizon_weeks, catalog.weekly_total(plan), min_p_healed_12w)
+        _Outcome.of(summary, catalog.weekly_total(plan), min_p_healed_12w)
         for plan, summary in zip(to_score, summaries, strict=True)
     ]  # admissible plans first, in order, then the current plan if it is not among them
 
@@ -402,9 +406,9 @@ def treatment_options(
     current = None
     if current_plan is not None:
         current_exclusions, current_caveats = rules.screen(current_plan, row)
-        current = describe(current_plan, outcomes[to_score.index(current_plan)], _dicts(current_caveats))
+        current = describe(current_plan, outcomes[scored_ids.index(current_plan.plan_id)], _dicts(current_caveats))
         current["contraindications"] = _dicts(current_exclusions)
-        current["in_candidate_plans"] = current_plan in candidates
+        current["in_candidate_plans"] = any(plan.plan_id == current_plan.plan_id for plan in candidates)
     ranked = sorted(
         ((plan, caveats, outcome) for (plan, caveats), outcome in zip(admissible, outcomes, strict=False)),
         key=_ranking(objective),

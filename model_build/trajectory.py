@@ -165,13 +165,12 @@ def summarise_curves(
     ]
 
 
-def area_at(days: float, current_area: float, closure_days: float | None, shape: float) -> float:
-    """Area `days` after the visit if the wound closes at `closure_days` (None: not within the horizon)."""
+def area_series(days: Sequence[float], current_area: float, closure_days: float | None, shape: float) -> list[float]:
+    """Area at each of `days` after the visit if the wound closes at `closure_days` (None: not within the horizon):
+    current_area × (1 - days / closure_days) ** shape, then 0."""
     if closure_days is None:
-        return current_area
-    if days >= closure_days:
-        return 0.0
-    return current_area * (1.0 - days / closure_days) ** shape
+        return [current_area] * len(days)
+    return [current_area * (1.0 - day / closure_days) ** shape if day < closure_days else 0.0 for day in days]
 
 
 def trajectory(
@@ -197,9 +196,9 @@ def trajectory(
         "weekly": {  # one value per week 0..horizon_weeks, as columns (a chart's series)
             "week": list(range(weeks + 1)),
             "p_healed": p_healed,
-            "area_cm2": [area_at(day, current_area, median, shape) for day in days],
-            "area_low_cm2": [area_at(day, current_area, low_t, shape) for day in days],
-            "area_high_cm2": [area_at(day, current_area, high_t, shape) for day in days],
+            "area_cm2": area_series(days, current_area, median, shape),
+            "area_low_cm2": area_series(days, current_area, low_t, shape),
+            "area_high_cm2": area_series(days, current_area, high_t, shape),
         },
     }
 

@@ -1,4 +1,4 @@
-"""Plan costs: weekly cost from the catalog, expected cost over a survival curve, cost per healed wound, ICER."""
+"""Plan costs: weekly cost from the catalog, expected cost over the expected weeks open, cost per healed wound, ICER."""
 
 from __future__ import annotations
 
@@ -48,10 +48,10 @@ def test_a_plan_without_dressing_changes_still_pays_the_weekly_assessment_visit(
     assert items == {"dressing:none": 0.0, "debridement:none": 0.0, "visit:nurse": 120.0}
 
 
-def test_expected_cost_sums_weekly_cost_over_probability_open_at_each_week_start():
-    # Given 100 USD a week and a wound open at week starts with probabilities 1, 0.5, 0.25
+def test_expected_cost_is_weekly_cost_over_the_expected_weeks_open():
+    # Given 100 USD a week and a wound expected to stay open 1.75 weeks within the horizon
     # Then the expected cost is 100 × 1.75, and per healed wound (P healed 0.875) it is 200
-    assert expected_cost(100.0, [1.0, 0.5, 0.25]) == pytest.approx(175.0)
+    assert expected_cost(100.0, 1.75) == pytest.approx(175.0)
     assert cost_per_healed(175.0, 0.875) == pytest.approx(200.0)
     assert cost_per_healed(175.0, 0.0) is None
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from model_build.survival import DiscreteTimeSurvival
-from model_build.trajectory import Curve, CurveQuery, area_at, locate, summarise_curves, trajectory
+from model_build.trajectory import Curve, CurveQuery, area_series, locate, summarise_curves, trajectory
 
 WEEKLY = tuple(7.0 * k for k in range(53))
 
@@ -90,11 +90,9 @@ def test_trajectory_is_monotone_banded_and_starts_at_the_current_area():
 
 
 def test_area_closes_along_the_assumed_shape():
-    assert area_at(0.0, 8.0, 28.0, 1.0) == 8.0
-    assert area_at(14.0, 8.0, 28.0, 1.0) == pytest.approx(4.0)
-    assert area_at(14.0, 8.0, 28.0, 2.0) == pytest.approx(2.0)
-    assert area_at(30.0, 8.0, 28.0, 1.0) == 0.0
-    assert area_at(30.0, 8.0, None, 1.0) == 8.0
+    assert area_series([0.0, 14.0, 28.0, 30.0], 8.0, 28.0, 1.0) == pytest.approx([8.0, 4.0, 0.0, 0.0])
+    assert area_series([14.0], 8.0, 28.0, 2.0) == pytest.approx([2.0])
+    assert area_series([0.0, 30.0], 8.0, None, 1.0) == [8.0, 8.0]
 
 
 def test_extreme_margins_keep_every_rate_positive_and_finite():
