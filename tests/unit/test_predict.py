@@ -17,6 +17,7 @@ def scorers(small_model, small_bundle):
     return (
         Scorer("sklearn", small_model.margins, small_model.serving_meta()),
         Scorer("compiled", compiled.margins, compiled.meta),
+        Scorer("native", compiled.margins, compiled.meta, compiled.summarise),
     )
 
 
@@ -49,10 +50,42 @@ def test_a_new_visit_changes_the_trajectory(small_cohort, scorers):
 def test_compiled_and_sklearn_scorers_give_the_same_answer(small_cohort, scorers):
     patient, wound, visits = _open_wound(small_cohort)
     ask, catalog, rules = OptionsRequest(objective="cheapest"), load_catalog(), load_rules()
-    reference, compiled = (predict_history(patient, wound, visits[:2], s, catalog, rules, ask) for s in scorers)
+    reference, compiled, _ = (predict_history(patient, wound, visits[:2], s, catalog, rules, ask) for s in scorers)
     assert reference["prediction"]["median_weeks"] == pytest.approx(compiled["prediction"]["median_weeks"], abs=1e-9)
     ranked = [[o["plan_id"] for o in answer["options"]["options"]] for answer in (reference, compiled)]
     assert ranked[0] == ranked[1]
+
+
+@pytest.mark.parametrize("objective", ["fastest", "cheapest", "cost_per_healed"])
+def test_the_native_curve_arithmetic_gives_the_python_answer_end_to_end(small_cohort, scorers, objective):
+    # Given open wounds of several kinds, scored by the compiled model with Python and with C curve arithmetic
+    _, clean, rows = small_cohort
+    ask, catalog, rules = OptionsRequest(objective=objective, max_options=100), load_catalog(), load_rules()
+    ranked = 0
+    for wound_key in rows.ids["wound_key"].drop_duplicates().iloc[:12]:
+        history = wound_history(clean, wound_key)
+        python, native = (predict_history(*history, s, catalog, rules, ask) for s in scorers[1:])
+        ranked += len(python.get("options", {}).get("options", []))
+        # Then every ranked plan, cost, probability and week is the same, to rounding
+        assert (python.pop("model_version"), native.pop("model_version")) == ("compiled", "native")
+        _assert_same(python, native, "answer")
+    assert ranked > 100  # many plans of many wounds were compared
+
+
+def _assert_same(expected, got, path):
+    """Equal structure and values; floats to 1e-9 relative (the C twin rounds differently)."""
+    if isinstance(expected, dict):
+        assert expected.keys() == got.keys(), path
+        for key in expected:
+            _assert_same(expected[key], got[key], f"{path}.{key}")
+    elif isinstance(expected, list):
+        assert len(expected) == len(got), path
+        for i, (e, g) in enumerate(zip(expected, got, strict=True)):
+            _assert_same(e, g, f"{path}[{i}]")
+    elif isinstance(expected, float):
+        assert got == pytest.approx(expected, rel=1e-9, abs=1e-12), path
+    else:
+        assert got == expected, path
 
 
 def test_the_model_scores_one_row_per_history_and_the_options_reuse_it(small_cohort, scorers):
