@@ -22,7 +22,7 @@ from model_build.predict import OptionsRequest, Scorer, predict_history
 from model_build.recommend import load_rules
 from woundcare_scoring.healing import CompiledHealingModel
 from woundcare_shared import serving
-from woundcare_shared.audit import open_audit_log
+from woundcare_shared.audit import AuditError, open_audit_log
 from woundcare_shared.embedded import parse_cfn_yaml
 from woundcare_shared.registry import PRODUCTION, SHADOW, open_registry, version_id
 from woundcare_shared.storage import open_store
@@ -281,6 +281,30 @@ def test_an_outcome_is_recorded_once_per_client_key_and_audited(shadow_only):
     stored = open_store(f"file://{home / 'store'}").list("outcomes/")
     audit = [r for r in open_audit_log(f"sqlite://{home / 'woundcare.db'}").records() if r.action == "outcome.record"]
     assert len(stored) == 1 and len(audit) == 1 and audit[0].subject == "w-7"
+
+
+def test_an_outcome_is_never_stored_without_its_audit_record(shadow_only, monkeypatch):
+    # Given an audit log that fails once, as a database outage would
+    app, home, _ = shadow_only
+    audit = serving.get_server().audit
+    append = audit.append
+    calls = []
+
+    def failing_once(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise AuditError("audit database unavailable")
+        return append(*args, **kwargs)
+
+    monkeypatch.setattr(audit, "append", failing_once)
+    outcome = {"client_key": "ehr-43:closure", "wound_key": "w-8", "end_reason": "healed", "end_date": "2026-01-21"}
+    # When the EHR reports a wound's end, and retries after the error
+    failed, retried = _post(app, "/v1/outcomes", outcome), _post(app, "/v1/outcomes", outcome)
+    # Then the failed report stored nothing, and the retry stored the outcome with its one audit record
+    assert failed.status_code == 500 and (retried.status_code, retried.json_body["recorded"]) == (201, True)
+    stored = open_store(f"file://{home / 'store'}").list("outcomes/")
+    records = [r for r in open_audit_log(f"sqlite://{home / 'woundcare.db'}").records() if r.action == "outcome.record"]
+    assert len(stored) == 1 and len(records) == 1 and records[0].details["request_id"] == retried.json_body["request_id"]
 
 
 @pytest.mark.parametrize(

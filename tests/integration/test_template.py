@@ -262,14 +262,18 @@ def test_the_inference_function_reads_models_and_writes_only_outcomes_and_audit_
     assert {p["Ref"] for p in policies if "Ref" in p} == {"RegistryReadPolicy", "AuditAppendPolicy"}
     (registry,) = doc["Resources"]["RegistryReadPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert set(registry["Action"]) == {"dynamodb:GetItem", "dynamodb:Scan"}
-    # And its own statements read model bundles and outcomes, write outcomes only, and list model bundles only
+    # And its own statements read model bundles and outcomes, write outcomes only, and list only those two
     statements = [s for p in policies if "Statement" in p for s in p["Statement"]]
     assert not any(action.startswith("dynamodb:") for s in statements for action in s["Action"])
     reads = {s["Resource"]["Fn::Sub"] for s in statements if "s3:GetObject" in s["Action"]}
     writes = {s["Resource"]["Fn::Sub"] for s in statements if "s3:PutObject" in s["Action"]}
     assert reads == {f"{objects}models/*", f"{objects}outcomes/*"} and writes == {f"{objects}outcomes/*"}
-    (listing,) = [s for s in statements if "s3:ListBucket" in s["Action"]]
-    assert listing["Condition"] == {"StringLike": {"s3:prefix": f"{prefix}models/*"}}
+    listings = [s for s in statements if "s3:ListBucket" in s["Action"]]
+    assert all(s["Resource"] == {"Fn::GetAtt": ["DataBucket", "Arn"]} for s in listings)
+    assert sorted(s["Condition"]["StringLike"]["s3:prefix"] for s in listings) == [
+        f"{prefix}models/*",
+        f"{prefix}outcomes/*",
+    ]
 
 
 def resolve(node, doc: dict, parameters: dict[str, str]):

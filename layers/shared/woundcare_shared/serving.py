@@ -506,6 +506,8 @@ class Server:
         )
 
     def _outcome(self, request: dict[str, Any], request_id: str, actor: str) -> Reply:
+        """Audited before stored, so no outcome is ever kept without its audit record: a failure in between (or
+        a race between two first reports) leaves at most an extra audit record of an attempt, never a gap."""
         outcome = parse_outcome(request)
         key = f"outcomes/{hashlib.sha256(outcome['client_key'].encode()).hexdigest()}.json"
         record = {
@@ -514,26 +516,26 @@ class Server:
             "request_id": request_id,
             "recorded_by": actor,
         }
-        data = json.dumps(record, sort_keys=True, indent=2).encode()
-        if not self.store.put_if_absent(key, data):
-            first = self.store.get_json(key)
-            if any(first[name] != outcome[name] for name in OUTCOME_FIELDS):
-                raise ApiError(
-                    409,
-                    "client_key_reused",
-                    "this client_key was used for a different outcome",
-                    [_finding("conflict", "client_key", "already recorded with other values")],
-                )
-            return Reply(200, {"api_version": API_VERSION, "recorded": False, "outcome": first})
-        self.audit.append(
-            actor,
-            "outcome.record",
-            outcome["wound_key"],
-            "wound end reported by the EHR",
-            {"end_reason": outcome["end_reason"], "object_key": key, "request_id": request_id},
-        )
-        metrics.add_metric(name="OutcomesRecorded", unit=MetricUnit.Count, value=1)
-        return Reply(201, {"api_version": API_VERSION, "recorded": True, "outcome": record})
+        if not self.store.exists(key):  # a retry of a recorded outcome is answered below, with no new record
+            self.audit.append(
+                actor,
+                "outcome.record",
+                outcome["wound_key"],
+                "wound end reported by the EHR",
+                {"end_reason": outcome["end_reason"], "object_key": key, "request_id": request_id},
+            )
+            if self.store.put_if_absent(key, json.dumps(record, sort_keys=True, indent=2).encode()):
+                metrics.add_metric(name="OutcomesRecorded", unit=MetricUnit.Count, value=1)
+                return Reply(201, {"api_version": API_VERSION, "recorded": True, "outcome": record})
+        first = self.store.get_json(key)
+        if any(first[name] != outcome[name] for name in OUTCOME_FIELDS):
+            raise ApiError(
+                409,
+                "client_key_reused",
+                "this client_key was used for a different outcome",
+                [_finding("conflict", "client_key", "already recorded with other values")],
+            )
+        return Reply(200, {"api_version": API_VERSION, "recorded": False, "outcome": first})
 
     def _describe(self, model: LoadedModel | None) -> dict[str, Any] | None:
         if model is None:
