@@ -304,7 +304,8 @@ def test_an_outcome_is_never_stored_without_its_audit_record(shadow_only, monkey
     assert failed.status_code == 500 and (retried.status_code, retried.json_body["recorded"]) == (201, True)
     stored = open_store(f"file://{home / 'store'}").list("outcomes/")
     records = [r for r in open_audit_log(f"sqlite://{home / 'woundcare.db'}").records() if r.action == "outcome.record"]
-    assert len(stored) == 1 and len(records) == 1 and records[0].details["request_id"] == retried.json_body["request_id"]
+    assert len(stored) == 1 and len(records) == 1
+    assert records[0].details["request_id"] == retried.json_body["request_id"]
 
 
 @pytest.mark.parametrize(
