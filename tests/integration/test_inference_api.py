@@ -279,7 +279,7 @@ def test_an_outcome_is_recorded_once_per_client_key_and_audited(shadow_only):
     assert retry.json_body["outcome"]["request_id"] == first.json_body["request_id"]
     assert (clash.status_code, clash.json_body["code"]) == (409, "client_key_reused")
     stored = open_store(f"file://{home / 'store'}").list("outcomes/")
-    audit = [r for r in open_audit_log(f"sqlite://{home / 'woundcare.db'}").records() if r.action == "outcome.record"]
+    audit = [r for r in open_audit_log(f"sqlite://{home / 'woundcare.db'}").records() if r.action == "outcome.report"]
     assert len(stored) == 1 and len(audit) == 1 and audit[0].subject == "w-7"
 
 
@@ -303,9 +303,33 @@ def test_an_outcome_is_never_stored_without_its_audit_record(shadow_only, monkey
     # Then the failed report stored nothing, and the retry stored the outcome with its one audit record
     assert failed.status_code == 500 and (retried.status_code, retried.json_body["recorded"]) == (201, True)
     stored = open_store(f"file://{home / 'store'}").list("outcomes/")
-    records = [r for r in open_audit_log(f"sqlite://{home / 'woundcare.db'}").records() if r.action == "outcome.record"]
+    records = [r for r in open_audit_log(f"sqlite://{home / 'woundcare.db'}").records() if r.action == "outcome.report"]
     assert len(stored) == 1 and len(records) == 1
     assert records[0].details["request_id"] == retried.json_body["request_id"]
+
+
+def test_a_report_whose_storing_failed_is_audited_and_its_retry_stored(shadow_only, monkeypatch):
+    # Given an object store that fails once after the report was audited
+    app, home, _ = shadow_only
+    store = serving.get_server().store
+    put_if_absent, calls = store.put_if_absent, []
+
+    def failing_once(key, data):
+        calls.append(key)
+        if len(calls) == 1:
+            raise OSError("store unavailable")
+        return put_if_absent(key, data)
+
+    monkeypatch.setattr(store, "put_if_absent", failing_once)
+    outcome = {"client_key": "ehr-44:closure", "wound_key": "w-9", "end_reason": "healed", "end_date": "2026-01-22"}
+    # When the EHR reports a wound's end, and retries after the error
+    failed, retried = _post(app, "/v1/outcomes", outcome), _post(app, "/v1/outcomes", outcome)
+    # Then both reports are audited and the retry's is the one stored
+    assert failed.status_code == 500 and retried.status_code == 201
+    records = [r for r in open_audit_log(f"sqlite://{home / 'woundcare.db'}").records() if r.action == "outcome.report"]
+    assert [r.details["object_key"] for r in records] == calls and len(set(calls)) == 1
+    stored = open_store(f"file://{home / 'store'}").get_json(calls[0])
+    assert stored["request_id"] == retried.json_body["request_id"] == records[1].details["request_id"]
 
 
 @pytest.mark.parametrize(

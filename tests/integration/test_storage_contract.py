@@ -25,6 +25,8 @@ def test_bytes_round_trip_and_a_second_put_replaces_them(store):
 
 def test_missing_objects_are_reported_as_not_found(store, tmp_path):
     assert not store.exists("reports/none.json")
+    store.put_bytes("reports/none.json.bak", b"x")  # a longer key it prefixes is another object
+    assert not store.exists("reports/none.json") and store.exists("reports/none.json.bak")
     with pytest.raises(ObjectNotFoundError):
         store.get_bytes("reports/none.json")
     with pytest.raises(ObjectNotFoundError):

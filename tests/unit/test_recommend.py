@@ -248,19 +248,22 @@ def test_cheapest_ranks_by_expected_cost():
     assert out["options"][0]["expected_cost_usd"] < out["current"]["expected_cost_usd"]
 
 
-def test_expected_cost_and_p12_match_a_hand_computation_for_a_constant_hazard():
-    # Given margin 0 every week (hazard 1/2: P(open at week w) = 2^-w) and a 12-week horizon
+@pytest.mark.parametrize("horizon", [12, 20])
+def test_expected_cost_and_p12_match_a_hand_computation_for_a_constant_hazard(horizon):
+    # Given margin 0 every week (hazard 1/2: P(open at week w) = 2^-w)
     def half(rows):
         return [[0.0] * 52 for _ in rows]
 
-    out = treatment_options(wound_row(), half, EDGES, CATALOG, RULES, NO_SUPPORT, EFFECTS, horizon_weeks=12)
+    out = treatment_options(wound_row(), half, EDGES, CATALOG, RULES, NO_SUPPORT, EFFECTS, horizon_weeks=horizon)
     current = out["current"]  # gauze 7 changes: 2×7 + 7 visits × 120 = 854 a week
     assert current["weekly_cost_usd"] == 854.0
     assert current["p_healed_12w"] == pytest.approx(1 - 0.5**12)
+    assert current["p_healed_by_horizon"] == pytest.approx(1 - 0.5**horizon)
     assert current["median_weeks"] == pytest.approx(1.0)
-    assert current["restricted_mean_weeks"] == pytest.approx((1 - 0.5**12) / math.log(2))
-    assert current["expected_cost_usd"] == pytest.approx(854.0 * (1 - 0.5**12) / math.log(2))
-    assert current["cost_per_healed_usd"] == pytest.approx(current["expected_cost_usd"] / (1 - 0.5**12))
+    weeks_open = (1 - 0.5**horizon) / math.log(2)  # the area under 2^-t up to the horizon
+    assert current["restricted_mean_weeks"] == pytest.approx(weeks_open)
+    assert current["expected_cost_usd"] == pytest.approx(854.0 * weeks_open)
+    assert current["cost_per_healed_usd"] == pytest.approx(854.0 * weeks_open / (1 - 0.5**horizon))
 
 
 def test_cost_per_healed_objective_respects_the_minimum_p_healed_at_12_weeks():

@@ -506,8 +506,9 @@ class Server:
         )
 
     def _outcome(self, request: dict[str, Any], request_id: str, actor: str) -> Reply:
-        """Audited before stored, so no outcome is ever kept without its audit record: a failure in between (or
-        a race between two first reports) leaves at most an extra audit record of an attempt, never a gap."""
+        """Each first report is audited ("outcome.report") before it is stored, so no outcome is ever kept without
+        its audit record: a failure in between, or two first reports racing, leaves an extra record of a report
+        that was not stored (its request_id is not the stored outcome's), never a gap."""
         outcome = parse_outcome(request)
         key = f"outcomes/{hashlib.sha256(outcome['client_key'].encode()).hexdigest()}.json"
         record = {
@@ -519,7 +520,7 @@ class Server:
         if not self.store.exists(key):  # a retry of a recorded outcome is answered below, with no new record
             self.audit.append(
                 actor,
-                "outcome.record",
+                "outcome.report",
                 outcome["wound_key"],
                 "wound end reported by the EHR",
                 {"end_reason": outcome["end_reason"], "object_key": key, "request_id": request_id},

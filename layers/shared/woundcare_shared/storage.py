@@ -179,13 +179,12 @@ class S3Store(ObjectStore):
             raise ObjectNotFoundError(f"no object {key!r} in {self.url}") from None
 
     def exists(self, key: str) -> bool:
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
-        except self.client.exceptions.ClientError as error:
-            if _error_code(error) in ("404", "NoSuchKey"):
-                return False
-            raise
-        return True
+        # A listing of the key itself, not a HEAD: S3 answers a HEAD of a missing key with 403 unless the caller
+        # may list the whole bucket, while a listing needs s3:ListBucket only for the key's own prefix (IAM
+        # s3:prefix). The key sorts before any longer key it prefixes, so one result settles it.
+        full = self._key(key)
+        found = self.client.list_objects_v2(Bucket=self.bucket, Prefix=full, MaxKeys=1).get("Contents", [])
+        return bool(found) and found[0]["Key"] == full
 
     def list(self, prefix: str = "") -> list[str]:
         pages = self.client.get_paginator("list_objects_v2").paginate(
