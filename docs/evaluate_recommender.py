@@ -33,6 +33,7 @@ DOC = Path(__file__).with_name("recommender.md")
 OUT = Path("out/eval/recommender.json")
 TEST_SHARE = 0.3
 HORIZON_DAYS = 364.0
+YEAR_GRID_DAYS = np.linspace(0.0, HORIZON_DAYS, 3641)  # tenth-of-a-day steps for the true restricted mean
 NAIVE_MIN_WOUNDS = 5  # the naive recommender ranks a plan only if at least this many training wounds had it
 PARAMS = HealingParams(max_iter=150, learning_rate=0.1, max_leaf_nodes=31, min_samples_leaf=40)
 POLICIES = ("oracle", "recommender", "naive", "current practice")
@@ -86,7 +87,8 @@ def run_seed(n_patients: int, seed: int) -> pd.DataFrame:
         best = true_days[picks["oracle"]]
         for policy, plan in picks.items():
             days = true_days.get(plan) or true_expected_healing_days(true_row, plan, hazard_ratios)
-            open_weeks = true_survival(np.arange(52) * 7.0, true_row, plan, hazard_ratios)
+            open_curve = true_survival(YEAR_GRID_DAYS, true_row, plan, hazard_ratios)
+            weeks_open = float(np.trapezoid(open_curve, YEAR_GRID_DAYS)) / 7.0  # true restricted mean, as the costs
             records.append(
                 {
                     "seed": seed,
@@ -97,7 +99,7 @@ def run_seed(n_patients: int, seed: int) -> pd.DataFrame:
                     "true_days": days,
                     "regret_days": days - best,
                     "true_p_healed_12w": 1.0 - float(true_survival(84.0, true_row, plan, hazard_ratios)),
-                    "true_cost_52w_usd": sum(weekly_cost(plan, catalog).values()) * float(open_weeks.sum()),
+                    "true_cost_52w_usd": sum(weekly_cost(plan, catalog).values()) * weeks_open,
                     "contraindicated": bool(rules.screen(plan, row)[0]),
                     "low_support": policy == "recommender" and out["options"][0]["low_support"],
                 }
