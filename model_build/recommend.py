@@ -367,10 +367,8 @@ def treatment_options(
     admissible, excluded = _screened(candidates, rules, row)
     current_plan = plan_from_fields(row)
     to_score = [plan for plan, _ in admissible]
-    scored_ids = [plan.plan_id for plan in to_score]  # plans compared by id: one string compare each
-    if current_plan is not None and current_plan.plan_id not in scored_ids:
+    if current_plan is not None and current_plan not in to_score:
         to_score.append(current_plan)
-        scored_ids.append(current_plan.plan_id)
     anchor = current_plan or (to_score[0] if to_score else candidates[0])
     anchor_row = row if current_plan is not None else {**row, **plan_features(anchor)}
     horizon_days = horizon_weeks * DAYS_PER_WEEK
@@ -406,9 +404,9 @@ def treatment_options(
     current = None
     if current_plan is not None:
         current_exclusions, current_caveats = rules.screen(current_plan, row)
-        current = describe(current_plan, outcomes[scored_ids.index(current_plan.plan_id)], _dicts(current_caveats))
+        current = describe(current_plan, outcomes[to_score.index(current_plan)], _dicts(current_caveats))
         current["contraindications"] = _dicts(current_exclusions)
-        current["in_candidate_plans"] = any(plan.plan_id == current_plan.plan_id for plan in candidates)
+        current["in_candidate_plans"] = current_plan in candidates
     ranked = sorted(
         ((plan, caveats, outcome) for (plan, caveats), outcome in zip(admissible, outcomes, strict=False)),
         key=_ranking(objective),
