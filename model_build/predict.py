@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from model_build.costs import CostCatalog
+from model_build.derive import is_closed
 from model_build.features import history_features
 from model_build.progress import ProgressWeights, progress
 from model_build.recommend import Margins, RuleTable, treatment_options
@@ -66,7 +67,7 @@ def predict_features(
     latest = rows[-1]
     weights = ProgressWeights(**scorer.meta["progress"])
     result: dict[str, Any] = {"model_version": scorer.version, "progress": progress(rows, weights)}
-    if latest["area_cm2"] == 0:
+    if is_closed(latest):
         result["status"] = "healed"
         return result
     margins = scorer.margins([latest])[0]

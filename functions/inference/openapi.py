@@ -49,7 +49,8 @@ def _json(schema: str, description: str) -> dict[str, Any]:
 
 def _refusals(*statuses: int) -> dict[str, Any]:
     words = {
-        400: "not JSON, or not an object",
+        400: "not strict UTF-8 JSON (no byte order mark, NaN, Infinity, key twice or unpaired surrogate), or not "
+        "an object",
         409: "client key used for another outcome",
         413: "body too large",
         422: "breaks the contract or the envelope (findings by path)",
@@ -65,7 +66,11 @@ def _post(summary: str, request: str, ok: dict[str, Any], *refusals: int) -> dic
                 "required": True,
                 "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{request}"}}},
             },
-            "responses": {**ok, **_refusals(*refusals)},
+            "responses": {
+                **ok,
+                **_refusals(*refusals),
+                "415": _json("FrameworkError", "Content-Type is not application/json (Chalice's own error shape)"),
+            },
         }
     }
 
@@ -215,6 +220,11 @@ def build_openapi() -> dict[str, Any]:
                 "request_id": {"type": "string"},
             },
         },
+        "FrameworkError": {  # what Chalice answers before a route runs (415, and 405 for a method not listed)
+            "type": "object",
+            "required": ["Code", "Message"],
+            "properties": {"Code": {"type": "string"}, "Message": {"type": "string"}},
+        },
         "Derivation": {
             "type": "object",
             "required": ["api_version", "ok", "errors", "warnings", "derived", "request_id"],
@@ -315,7 +325,7 @@ def build_openapi() -> dict[str, Any]:
         "security": [{"sigv4": []}],
         "paths": {
             "/v1/assessments/derive": _post(
-                "Validation findings and auto-calculated fields of the last assessment",
+                "Validation findings and auto-calculated fields of the latest assessment (by assessed_on)",
                 "History",
                 {"200": _json("Derivation", "findings and derived fields")},
                 400,

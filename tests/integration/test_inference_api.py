@@ -8,6 +8,7 @@ import importlib.util
 import io
 import json
 import logging
+import math
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
@@ -152,6 +153,15 @@ def test_with_a_production_model_the_answer_is_production_and_the_shadow_is_only
     assert set(record["outputs"]) == {production, shadow} and record["served_version"] == production
 
 
+def test_integral_numbers_are_integers_in_the_options_as_in_the_history(production_and_shadow, history):
+    app = production_and_shadow[0]
+    response = _post(app, "/v1/predictions", {**history, "options": {"horizon_weeks": 26.0, "max_options": 2.0}})
+    options = response.json_body["clinical_output"]["options"]
+    assert response.status_code == 200 and options["horizon_weeks"] == 26 and len(options["options"]) == 2
+    refused = _post(app, "/v1/predictions", {**history, "options": {"max_options": 2.5}})
+    assert (refused.status_code, refused.json_body["errors"][0]["path"]) == (422, "options.max_options")
+
+
 def test_the_capture_schema_refuses_a_record_with_a_patient_field_or_without_features(production_and_shadow, history):
     # Given a real captured record, which the schema accepts
     app, home, _, _ = production_and_shadow
@@ -196,10 +206,12 @@ def test_no_model_at_all_still_answers_the_derived_fields(tmp_path, monkeypatch,
 # --- derive -------------------------------------------------------------------------------------------------
 
 
-def test_derive_returns_the_last_assessments_calculated_fields(shadow_only, history):
+@pytest.mark.parametrize("newest_first", [False, True])
+def test_derive_returns_the_latest_assessments_calculated_fields(shadow_only, history, newest_first):
     app, _, _ = shadow_only
     last = {**history["assessments"][-1], "length_cm": 2.0, "width_cm": 1.5, "area_cm2": None}
-    response = _post(app, "/v1/assessments/derive", {**history, "assessments": [history["assessments"][0], last]})
+    visits = [last, history["assessments"][0]] if newest_first else [history["assessments"][0], last]
+    response = _post(app, "/v1/assessments/derive", {**history, "assessments": visits})
     body = response.json_body
     assert response.status_code == 200 and body["ok"] is True and body["errors"] == []
     assert body["derived"]["assessment_key"] == last["assessment_key"]
@@ -245,6 +257,16 @@ BAD_INPUTS = [
     ("no options asked", lambda h: {**h, "options": {"max_options": 0}}, 422, "invalid_options", "options.max_options"),
     ("option of the wrong type", lambda h: {**h, "options": {"max_options": "3"}}, 422, "invalid_options",
      "options.max_options"),
+    ("NaN", lambda h: json.dumps(_case(h, assessments={"pain_score": math.nan})).encode(), 400, "malformed_json", None),
+    ("Infinity", lambda h: json.dumps(_case(h, patient={"age_years": math.inf})).encode(), 400, "malformed_json",
+     None),
+    ("a key twice", lambda h: json.dumps(h).replace('"patient": {', '"patient": {"sex": "female", ', 1).encode(),
+     400, "malformed_json", None),
+    ("byte order mark", lambda h: b"\xef\xbb\xbf" + json.dumps(h).encode(), 400, "malformed_json", None),
+    ("UTF-16", lambda h: json.dumps(h).encode("utf-16"), 400, "malformed_json", None),
+    ("unpaired surrogate", lambda h: json.dumps(_case(h, wound={"wound_key": "W\ud800"})).encode(), 400,
+     "malformed_json", None),
+    ("unpaired surrogate in a key", lambda h: json.dumps({**h, "\udc00": 1}).encode(), 400, "malformed_json", None),
 ]  # fmt: skip
 
 
@@ -257,6 +279,35 @@ def test_bad_input_gets_a_4xx_with_a_code_and_the_field_path(shadow_only, histor
     if path is not None:
         assert path in [e["path"] for e in body["errors"]]
     assert _captures(home) == []
+
+
+def test_a_surrogate_pair_is_a_character_like_any_other(shadow_only, history):
+    app, _, _ = shadow_only
+    key = "W-\U0001f9b6"  # json.dumps escapes it as a surrogate pair
+    visits = [{**visit, "wound_key": key} for visit in history["assessments"]]
+    response = _post(app, "/v1/predictions", {**history, "wound": {**history["wound"], "wound_key": key},
+                                               "assessments": visits})  # fmt: skip
+    assert response.status_code == 200 and response.json_body["wound_key"] == key
+
+
+def test_an_open_wound_recorded_with_area_zero_is_predicted_not_called_healed(production_and_shadow, history):
+    # Given a latest visit measured 1.3 × 0.8 cm whose area was entered as 0 (closed means length = width = 0)
+    app = production_and_shadow[0]
+    visits = [*history["assessments"][:-1], {**history["assessments"][-1], "length_cm": 1.3, "width_cm": 0.8,
+                                             "area_cm2": 0.0}]  # fmt: skip
+    response = _post(app, "/v1/predictions", {**history, "assessments": visits})
+    # Then the wound is open and gets its prediction
+    output = response.json_body["clinical_output"]
+    assert response.status_code == 200 and output["status"] == "open" and output["prediction"]["median_weeks"]
+
+
+def test_a_body_that_is_not_declared_json_gets_the_documented_415(shadow_only, history):
+    app, _, _ = shadow_only
+    with Client(app) as client:
+        response = client.http.post("/v1/predictions", headers={"Content-Type": "text/plain"}, body=b"{}")
+    schemas = json.loads((APP.parent / "openapi.json").read_text())["components"]["schemas"]
+    assert response.status_code == 415
+    jsonschema_rs.validator_for(schemas["FrameworkError"]).validate(response.json_body)
 
 
 def test_an_oversized_body_is_refused_with_413(shadow_only, history):
@@ -281,6 +332,20 @@ def test_an_outcome_is_recorded_once_per_client_key_and_audited(shadow_only):
     stored = open_store(f"file://{home / 'store'}").list("outcomes/")
     audit = [r for r in open_audit_log(f"sqlite://{home / 'woundcare.db'}").records() if r.action == "outcome.report"]
     assert len(stored) == 1 and len(audit) == 1 and audit[0].subject == "w-7"
+
+
+def test_an_outcomes_wound_key_forgives_surrounding_spaces_as_a_predictions_does(shadow_only):
+    app, _, _ = shadow_only
+    outcome = {"client_key": "ehr-45", "wound_key": " W0000001 ", "end_reason": "healed", "end_date": "2026-01-21"}
+    response = _post(app, "/v1/outcomes", outcome)
+    assert response.status_code == 201 and response.json_body["outcome"]["wound_key"] == "W0000001"
+
+
+def test_an_outcome_with_an_unpaired_surrogate_is_refused_not_a_server_error(shadow_only):
+    app, _, _ = shadow_only
+    outcome = {"client_key": "ehr-46", "wound_key": "W\ud800", "end_reason": "healed", "end_date": "2026-01-21"}
+    response = _post(app, "/v1/outcomes", outcome)
+    assert (response.status_code, response.json_body["code"]) == (400, "malformed_json")
 
 
 def test_an_outcome_is_never_stored_without_its_audit_record(shadow_only, monkeypatch):
@@ -456,10 +521,11 @@ def test_no_log_line_carries_row_values_and_the_capture_line_only_pseudonymous_k
     for i, visit in enumerate(good["assessments"]):
         visit["assessment_key"] = f"{sentinel}-visit-{i}"
     bad = _case(good, patient={"sex": f"{sentinel}-sex"}, assessments={"pain_score": 99})
+    unknown = _case(good, patient={f"{sentinel}-field": "x"})  # a field name is the caller's text too
     capsys.readouterr()
     try:
-        # When it answers a good request, a bad one, and an outcome, through API Gateway events
-        for body in (good, bad):
+        # When it answers a good request, two bad ones, and an outcome, through API Gateway events
+        for body in (good, bad, unknown):
             app(_proxy_event("/v1/predictions", "POST", body), _context())
         outcome = {"client_key": "k-phi", "wound_key": "w-9", "end_reason": "healed", "end_date": "2026-01-05"}
         app(_proxy_event("/v1/outcomes", "POST", outcome), _context())

@@ -130,16 +130,35 @@ def _findings(check: HistoryCheck, warnings: bool = False) -> list[dict[str, str
 
 
 def parse_body(body: bytes | None, limit: int) -> dict[str, Any]:
-    """The request body as a JSON object, or ApiError 413 (too large) / 400 (not JSON, not an object)."""
+    """The request body as a JSON object, or ApiError 413 (too large) / 400 (not JSON, not an object).
+
+    Strict JSON (RFC 8259): UTF-8 without a byte order mark, no NaN or Infinity, no key twice in an object, no
+    unpaired surrogate escape (it is no character, and nothing downstream could encode it)."""
     raw = body or b""
     if len(raw) > limit:
         raise ApiError(413, "payload_too_large", f"the body exceeds {limit} bytes")
     try:
-        value = json.loads(raw)
+        value = json.loads(raw.decode("utf-8"), parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+        if _SURROGATE_ESCAPE.search(raw):  # rare: only then walk the value for an unpaired one
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
     except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         raise ApiError(400, "malformed_json", "the body is not valid UTF-8 JSON") from None
     if not isinstance(value, dict):
         raise ApiError(400, "bad_type", "the body must be a JSON object", [_finding("bad_type", "", "not an object")])
+    return value
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        raise ValueError("a key appears twice in one object")
     return value
 
 
@@ -157,6 +176,8 @@ def parse_options(raw: Any) -> OptionsRequest:
         if raw.get(name) is None:
             continue
         value = raw[name]
+        if kinds is int and isinstance(value, float) and value.is_integer():
+            value = int(value)  # 12.0 is an integer to JSON Schema, as to the history's integer fields
         if isinstance(value, bool) or not isinstance(value, kinds):
             errors.append(_finding("bad_type", f"options.{name}", f"{name} has the wrong JSON type"))
         elif name == "objective" and value not in OBJECTIVES:
@@ -403,7 +424,8 @@ class Server:
     # --- routes' logic ---
 
     def derive(self, body: bytes | None, request_id: str) -> Reply:
-        """Validation findings and auto-calculated fields for the last assessment of a history (the EHR form)."""
+        """Validation findings and auto-calculated fields for the latest assessment of a history (the EHR form):
+        the last by assessed_on, the last sent among those of that day."""
         return self._answer(request_id, lambda: self._derive(parse_body(body, self.settings.max_body_bytes)))
 
     def predict(self, body: bytes | None, request_id: str) -> Reply:
@@ -439,9 +461,11 @@ class Server:
         try:
             reply = work()
         except ApiError as error:
+            known = [e["path"] for e in error.errors if e["code"] != "unknown_field"]  # unknown names: the caller's
+            unknown = len(error.errors) - len(known)
             logger.info(
                 "request refused",
-                extra={"code": error.code, "status": error.status, "paths": [e["path"] for e in error.errors]},
+                extra={"code": error.code, "status": error.status, "paths": known, "unknown_fields": unknown},
             )
             metrics.add_metric(name="ValidationFailures", unit=MetricUnit.Count, value=1)
             return error.reply(request_id)
@@ -453,7 +477,8 @@ class Server:
             body = {"ok": False, "errors": _findings(check), "warnings": _findings(check, True), "derived": None}
             return Reply(200, {"api_version": API_VERSION, **body})
         _, wound, assessments = history
-        last = assessments[-1]["assessment_key"]
+        latest = max(range(len(assessments)), key=lambda i: (assessments[i]["assessed_on"], i))
+        last = assessments[latest]["assessment_key"]
         derived = next(row for row in derive_history(wound, assessments) if row["assessment_key"] == last)
         body = {"ok": True, "errors": [], "warnings": _findings(check, True), "derived": derived}
         return Reply(200, {"api_version": API_VERSION, **body})
@@ -569,7 +594,8 @@ def parse_outcome(request: Mapping[str, Any]) -> dict[str, str]:
         errors += _outcome_rules(request)
     if errors:
         raise ApiError(422, "invalid_outcome", "the outcome is invalid", errors)
-    return {name: request[name] for name in OUTCOME_FIELDS}
+    # keys forgive surrounding spaces, as in a prediction request, so outcomes join the captured predictions
+    return {name: request[name].strip() if name == "wound_key" else request[name] for name in OUTCOME_FIELDS}
 
 
 def _outcome_rules(request: Mapping[str, Any]) -> list[dict[str, str]]:
