@@ -43,6 +43,11 @@ class Scorer:
     def edges(self) -> list[float]:
         return list(self.meta["interval_edges_days"])
 
+    @property
+    def horizon_weeks(self) -> int:
+        """The longest horizon the model can answer for: whole weeks within its last interval edge."""
+        return int(self.meta["interval_edges_days"][-1] // 7)
+
 
 def predict_history(
     patient: Mapping[str, Any],
@@ -72,7 +77,7 @@ def predict_features(
         return result
     margins = scorer.margins([latest])[0]
     edges = scorer.edges
-    horizon = min(ask.horizon_weeks, int(edges[-1] // 7))
+    horizon = min(ask.horizon_weeks, scorer.horizon_weeks)
     result["status"] = "open"
     result["prediction"] = trajectory(
         edges, margins, latest["area_cm2"], scorer.meta["area_shape"], horizon, scorer.summarise

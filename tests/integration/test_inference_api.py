@@ -162,6 +162,18 @@ def test_integral_numbers_are_integers_in_the_options_as_in_the_history(producti
     assert (refused.status_code, refused.json_body["errors"][0]["path"]) == (422, "options.max_options")
 
 
+def test_a_horizon_beyond_the_models_is_capped_with_a_warning(production_and_shadow, history):
+    app = production_and_shadow[0]
+    response = _post(app, "/v1/predictions", {**history, "options": {"horizon_weeks": 104}})
+    body = response.json_body
+    horizon = body["clinical_output"]["options"]["horizon_weeks"]
+    assert response.status_code == 200 and horizon == body["clinical_output"]["prediction"]["horizon_weeks"] < 104
+    (capped,) = [w for w in body["warnings"] if w["code"] == "horizon_capped"]
+    assert capped["path"] == "options.horizon_weeks" and str(horizon) in capped["message"]
+    within = _post(app, "/v1/predictions", {**history, "options": {"horizon_weeks": horizon}}).json_body
+    assert not any(w["code"] == "horizon_capped" for w in within["warnings"])
+
+
 def test_the_capture_schema_refuses_a_record_with_a_patient_field_or_without_features(production_and_shadow, history):
     # Given a real captured record, which the schema accepts
     app, home, _, _ = production_and_shadow

@@ -129,6 +129,14 @@ def _findings(check: HistoryCheck, warnings: bool = False) -> list[dict[str, str
     return [_finding(f.rule, f.path, f.message) for f in (check.warnings if warnings else check.errors)]
 
 
+def _capped(ask: OptionsRequest, served: LoadedModel | None) -> list[dict[str, str]]:
+    """A warning when the horizon asked lies beyond the served model's: the answer uses the model's own."""
+    if served is None or ask.horizon_weeks <= served.scorer.horizon_weeks:
+        return []
+    message = f"capped at the model's horizon of {served.scorer.horizon_weeks} weeks"
+    return [_finding("horizon_capped", "options.horizon_weeks", message)]
+
+
 def parse_body(body: bytes | None, limit: int) -> dict[str, Any]:
     """The request body as a JSON object, or ApiError 413 (too large) / 400 (not JSON, not an object).
 
@@ -509,7 +517,7 @@ class Server:
             "wound_key": wound["wound_key"],
             "model": {"version": served, "status": PRODUCTION} if served else None,
             "derived": derived,
-            "warnings": _findings(check, True),
+            "warnings": _findings(check, True) + _capped(ask, models.production),
             "clinical_output": outputs[served] if served else None,
             "withheld": {"code": withheld, "reason": WITHHELD[withheld]} if withheld else None,
         }
