@@ -208,6 +208,35 @@ def test_a_bundle_altered_in_the_store_is_refused_at_load_and_nothing_is_served(
     assert health["models"] == {"production": None, "shadow": None}
 
 
+def test_a_damaged_cached_copy_is_fetched_again_from_the_store(tmp_path, monkeypatch, small_bundle):
+    # Given a production model served once, so its bundle sits in the model cache, and then damaged there
+    version = _register(tmp_path, small_bundle, "run-cached", PRODUCTION)
+    _start(monkeypatch, tmp_path)
+    (cached,) = [p for p in tmp_path.rglob("model.so") if version in str(p) and "store" not in p.parts]
+    cached.unlink()  # a new file: this process still maps the library it loaded
+    cached.write_bytes(b"\0" * 64)
+    # When the API starts again
+    app = _start(monkeypatch, tmp_path)
+    with Client(app) as client:
+        health = client.http.get("/health").json_body
+    # Then it verified the cache, found the damage, fetched the intact store copy and serves the model
+    assert health["models"]["production"] == version
+    assert cached.read_bytes() == (small_bundle / "model.so").read_bytes()
+
+
+def test_a_capture_that_cannot_be_written_does_not_cost_the_answer(production_and_shadow, history, monkeypatch):
+    # Given a capture sink that fails, as a full disk would
+    app = production_and_shadow[0]
+
+    def full_disk(record):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(serving.get_server().capture, "write", full_disk)
+    # When the EHR asks for a prediction, Then it gets the clinical output all the same
+    response = _post(app, "/v1/predictions", history)
+    assert response.status_code == 200 and response.json_body["clinical_output"]["status"] == "open"
+
+
 def test_no_model_at_all_still_answers_the_derived_fields(tmp_path, monkeypatch, history):
     app = _start(monkeypatch, tmp_path)
     body = _post(app, "/v1/predictions", history).json_body

@@ -22,7 +22,7 @@ from schemathesis.specs.openapi.checks import (
 from test_inference_api import _register
 
 from woundcare_shared import serving
-from woundcare_shared.cli import build_parser, local_server
+from woundcare_shared.cli import build_parser, local_server, main
 from woundcare_shared.registry import PRODUCTION
 
 OPENAPI = Path(__file__).resolve().parents[2] / "functions" / "inference" / "openapi.json"
@@ -45,6 +45,28 @@ def test_the_committed_openapi_document_is_the_generated_one():
 def test_serve_binds_to_this_machine_only_by_default():
     args = build_parser().parse_args(["serve"])
     assert (args.host, args.port) == ("127.0.0.1", 8000)
+
+
+@pytest.mark.parametrize("port", ["-1", "70000", "http"])
+def test_serve_refuses_a_port_that_is_none(port, capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--port", port])
+    assert "port" in capsys.readouterr().err
+
+
+def test_serve_says_in_one_line_when_it_cannot_listen_and_warns_off_loopback(tmp_path, monkeypatch, capsys):
+    # Given a port another program holds
+    monkeypatch.setenv("WOUNDCARE_HOME", str(tmp_path))
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # When the API is asked to serve there for every interface
+        status = main(["serve", "--host", "0.0.0.0", "--port", str(port)])
+    # Then it warns that others could reach it, and stops with one line, not a traceback
+    err = capsys.readouterr().err
+    assert status == 2 and "warning: serving on 0.0.0.0" in err
+    assert f"cannot listen on 0.0.0.0:{port}" in err and "Traceback" not in err
 
 
 @pytest.fixture(scope="module")

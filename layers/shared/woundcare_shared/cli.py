@@ -223,14 +223,33 @@ def local_server(host: str = "127.0.0.1", port: int = 8000):
     return create_local_server(module.app, Config.create(app_name=module.app.app_name), host, port)
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port lies in 0-65535, not {port}")
+    return port
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the inference API on this machine with the models the registry names (production, shadow)."""
     import os
 
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")  # no X-Ray daemon on a laptop
-    server = local_server(args.host, args.port)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {args.host}: other machines can reach this API, which has no authentication "
+              "locally", file=sys.stderr)  # fmt: skip
+    try:
+        server = local_server(args.host, args.port)
+    except OSError as error:
+        print(f"woundcare serve: cannot listen on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
+        return 2
+    host, port = server.server.server_address[:2]
+    print(f"Serving on http://{host}:{port}", flush=True)  # the port bound, also when 0 asked for a free one
     with contextlib.suppress(KeyboardInterrupt):
-        server.serve_forever()
+        server.server.serve_forever()
     return 0
 
 
@@ -310,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_parser("verify", help="verify the audit log's hash chain").set_defaults(func=cmd_audit_verify)
     serve = sub.add_parser("serve", help="serve the inference API locally (Chalice local server)")
     serve.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1: this machine only")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=_port, default=8000, help="default 8000; 0 picks a free port")
     serve.set_defaults(func=cmd_serve)
 
     demo = sub.add_parser("demo", help="synthetic extract -> pipeline -> approved model -> served API -> predictions")

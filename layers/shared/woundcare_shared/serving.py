@@ -238,22 +238,37 @@ def load_compiled(record: ModelVersion, store: ObjectStore, cache_dir: Path) -> 
     if not _VERSION_DIR.fullmatch(record.version):
         raise BundleError("model version id is not a safe directory name")
     target = cache_dir / record.version
-    if not target.is_dir():
-        prefix = record.artifacts["native_bundle"].rpartition("/")[0] + "/"
-        staging = cache_dir / f".{record.version}.{os.urandom(16).hex()}"
-        try:
-            for key in store.list(prefix):  # one GET per file (S3's download_file adds a HEAD): bundles are small
-                path = staging / key[len(prefix) :]
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(store.get_bytes(key))
-            staging.rename(target)  # atomic: a racing process finds a complete directory or none
-        except OSError:
-            if not target.is_dir():
-                raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    compiled = CompiledHealingModel.load(target, verify=True)
+    cached = target.is_dir()
+    if not cached:
+        _fetch_bundle(record, store, cache_dir)
+    try:
+        compiled = CompiledHealingModel.load(target, verify=True)
+    except BundleError:
+        if not cached:
+            raise
+        # A damaged cached copy (checksums are verified before the library is opened): fetch it afresh, once.
+        shutil.rmtree(target, ignore_errors=True)
+        _fetch_bundle(record, store, cache_dir)
+        compiled = CompiledHealingModel.load(target, verify=True)
     return Scorer(record.version, compiled.margins, compiled.meta, compiled.summarise)
+
+
+def _fetch_bundle(record: ModelVersion, store: ObjectStore, cache_dir: Path) -> None:
+    """Copy the version's bundle files from the store into `cache_dir/<version>/`, whole or not at all."""
+    target = cache_dir / record.version
+    prefix = record.artifacts["native_bundle"].rpartition("/")[0] + "/"
+    staging = cache_dir / f".{record.version}.{os.urandom(16).hex()}"
+    try:
+        for key in store.list(prefix):  # one GET per file (S3's download_file adds a HEAD): bundles are small
+            path = staging / key[len(prefix) :]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(store.get_bytes(key))
+        staging.rename(target)  # atomic: a racing process finds a complete directory or none
+    except OSError:
+        if not target.is_dir():
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -510,7 +525,7 @@ class Server:
         served = models.production.record.version if models.production else None
         withheld = None if served else ("model_in_shadow" if models.shadow else "no_model")
         if outputs:
-            self.capture.write(capture_record(request_id, wound, rows[-1], ask, models, served, outputs))
+            self._capture(capture_record(request_id, wound, rows[-1], ask, models, served, outputs))
         self._count(models, served, withheld, time.perf_counter() - started)
         body = {
             "api_version": API_VERSION,
@@ -522,6 +537,15 @@ class Server:
             "withheld": {"code": withheld, "reason": WITHHELD[withheld]} if withheld else None,
         }
         return Reply(200, body)
+
+    def _capture(self, record: dict[str, Any]) -> None:
+        """Capture a prediction; a sink that fails (disk full, file locked) is logged and counted, and the caller
+        still gets its answer: the clinical output matters more than its copy for the feedback loop."""
+        try:
+            self.capture.write(record)
+        except OSError as error:
+            logger.error("prediction not captured", extra={"error": type(error).__name__})
+            metrics.add_metric(name="CaptureFailures", unit=MetricUnit.Count, value=1)
 
     def _count(self, models: Models, served: str | None, withheld: str | None, seconds: float) -> None:
         metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=1)
