@@ -308,8 +308,13 @@ def build_openapi() -> dict[str, Any]:
         },
         "Health": {
             "type": "object",
-            "required": ["status", "api_version", "models"],
-            "properties": {"status": {"const": "ok"}, "api_version": {"const": "v1"}, "models": {"type": "object"}},
+            "required": ["status", "api_version", "models", "unloaded"],
+            "properties": {
+                "status": {"enum": ["ok", "degraded"]},
+                "api_version": {"const": "v1"},
+                "models": {"type": "object"},
+                "unloaded": {"type": "array", "items": {"type": "string"}, "description": "versions not loaded"},
+            },
         },
     }
     schemas["PredictionCapture"] = _capture(options)

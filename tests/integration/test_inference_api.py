@@ -204,8 +204,9 @@ def test_a_bundle_altered_in_the_store_is_refused_at_load_and_nothing_is_served(
     app = _start(monkeypatch, tmp_path)
     with Client(app) as client:
         health = client.http.get("/health").json_body
-    # Then the checksum check kept the model out, and predictions say no model is available
+    # Then the checksum check kept the model out, and health says so
     assert health["models"] == {"production": None, "shadow": None}
+    assert (health["status"], health["unloaded"]) == ("degraded", [version])
 
 
 def test_a_damaged_cached_copy_is_fetched_again_from_the_store(tmp_path, monkeypatch, small_bundle):
@@ -220,7 +221,7 @@ def test_a_damaged_cached_copy_is_fetched_again_from_the_store(tmp_path, monkeyp
     with Client(app) as client:
         health = client.http.get("/health").json_body
     # Then it verified the cache, found the damage, fetched the intact store copy and serves the model
-    assert health["models"]["production"] == version
+    assert health["models"]["production"] == version and (health["status"], health["unloaded"]) == ("ok", [])
     assert cached.read_bytes() == (small_bundle / "model.so").read_bytes()
 
 

@@ -278,6 +278,7 @@ class Models:
     production: LoadedModel | None
     shadow: LoadedModel | None
     read_at: float
+    unloaded: tuple[str, ...] = ()  # registered versions that failed to load (logged): retried at each refresh
 
     def versions(self) -> dict[str, str | None]:
         return {s: (m.record.version if m else None) for s, m in ((PRODUCTION, self.production), (SHADOW, self.shadow))}
@@ -292,6 +293,7 @@ def load_models(
 ) -> Models:
     """Current production and shadow models; an unchanged version is reused, a broken one is left out (logged)."""
     loaded: dict[str, LoadedModel | None] = {}
+    unloaded = []
     for status, record in registry.current_by_status(PRODUCTION, SHADOW).items():
         kept = getattr(previous, status, None) if previous else None
         if record is None:
@@ -300,7 +302,9 @@ def load_models(
             loaded[status] = kept
         else:
             loaded[status] = _load_one(record, store, cache_dir, loader)
-    return Models(loaded[PRODUCTION], loaded[SHADOW], time.monotonic())
+            if loaded[status] is None:
+                unloaded.append(record.version)
+    return Models(loaded[PRODUCTION], loaded[SHADOW], time.monotonic(), tuple(unloaded))
 
 
 def _load_one(record: ModelVersion, store: ObjectStore, cache_dir: Path, loader: Loader) -> LoadedModel | None:
@@ -476,7 +480,11 @@ class Server:
         )
 
     def health(self) -> Reply:
-        return Reply(200, {"status": "ok", "api_version": API_VERSION, "models": self.models.versions()})
+        """Alive; "degraded" while a registered model failed to load (the registry is re-read as for predictions)."""
+        models = self.current_models()
+        status = "degraded" if models.unloaded else "ok"
+        body = {"status": status, "api_version": API_VERSION, "models": models.versions()}
+        return Reply(200, {**body, "unloaded": list(models.unloaded)})
 
     # --- internals ---
 
