@@ -508,9 +508,7 @@ class Server:
             body = {"ok": False, "errors": _findings(check), "warnings": _findings(check, True), "derived": None}
             return Reply(200, {"api_version": API_VERSION, **body})
         _, wound, assessments = history
-        latest = max(range(len(assessments)), key=lambda i: (assessments[i]["assessed_on"], i))
-        last = assessments[latest]["assessment_key"]
-        derived = next(row for row in derive_history(wound, assessments) if row["assessment_key"] == last)
+        derived = derive_history(wound, assessments)[-1]  # rows in date order, a day's ties in request order
         body = {"ok": True, "errors": [], "warnings": _findings(check, True), "derived": derived}
         return Reply(200, {"api_version": API_VERSION, **body})
 
