@@ -19,6 +19,9 @@ from model_build.progress import ProgressWeights, progress
 from model_build.recommend import Margins, RuleTable, treatment_options
 from model_build.trajectory import Summarise, summarise_curves, trajectory
 
+# Ends after which a wound can no longer heal under care: no prediction, the status says why.
+FINAL_ENDS = ("healed", "died", "amputated")
+
 
 @dataclass(frozen=True)
 class OptionsRequest:
@@ -59,21 +62,29 @@ def predict_history(
     ask: OptionsRequest,
 ) -> dict[str, Any]:
     """Prediction, trajectory, progress and ranked options at the wound's latest visit."""
-    return predict_features(history_features(patient, wound, assessments), scorer, catalog, rules, ask)
+    rows = history_features(patient, wound, assessments)
+    return predict_features(rows, scorer, catalog, rules, ask, wound.get("end_reason"))
 
 
 def predict_features(
-    rows: Sequence[dict[str, Any]], scorer: Scorer, catalog: CostCatalog, rules: RuleTable, ask: OptionsRequest
+    rows: Sequence[dict[str, Any]],
+    scorer: Scorer,
+    catalog: CostCatalog,
+    rules: RuleTable,
+    ask: OptionsRequest,
+    end_reason: str | None = None,
 ) -> dict[str, Any]:
-    """`predict_history` from the history's feature rows (`history_features`), for callers that have them.
+    """`predict_history` from the history's feature rows (`history_features`) and the wound's end_reason.
 
-    A wound whose latest visit is closed (length = width = 0) gets no prediction: it has healed.
+    No prediction when the latest visit is closed (length = width = 0: status "healed") or the wound's record
+    ends it for good (`FINAL_ENDS`: the status is its end_reason). A discharged or transferred wound may still be
+    open elsewhere: it is predicted from its last visit.
     """
     latest = rows[-1]
     weights = ProgressWeights(**scorer.meta["progress"])
     result: dict[str, Any] = {"model_version": scorer.version, "progress": progress(rows, weights)}
-    if is_closed(latest):
-        result["status"] = "healed"
+    if is_closed(latest) or end_reason in FINAL_ENDS:
+        result["status"] = "healed" if is_closed(latest) else end_reason
         return result
     margins = scorer.margins([latest])[0]
     edges = scorer.edges

@@ -94,7 +94,7 @@ def _capture(options: dict[str, Any]) -> dict[str, Any]:
         "required": ["status", "median_weeks", "p_healed_by_week", "recommended", "progress_score"],
         "additionalProperties": False,
         "properties": {
-            "status": {"enum": ["open", "healed"]},
+            "status": {"enum": ["open", "healed", "died", "amputated"]},
             "median_weeks": {"type": ["number", "null"]},
             "p_healed_by_week": {"type": ["object", "null"], "additionalProperties": {"type": "number"}},
             "recommended": {"type": ["string", "null"]},
@@ -263,7 +263,7 @@ def build_openapi() -> dict[str, Any]:
                     "required": ["model_version", "status", "progress"],
                     "properties": {
                         "model_version": {"type": "string"},
-                        "status": {"enum": ["open", "healed"]},
+                        "status": {"enum": ["open", "healed", "died", "amputated"]},
                         "progress": {"type": "object"},
                         "prediction": {
                             "type": "object",

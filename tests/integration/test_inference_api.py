@@ -174,6 +174,32 @@ def test_a_horizon_beyond_the_models_is_capped_with_a_warning(production_and_sha
     assert not any(w["code"] == "horizon_capped" for w in within["warnings"])
 
 
+@pytest.mark.parametrize("end_reason", ["died", "amputated", "healed"])
+def test_a_wound_whose_record_ends_it_gets_no_prediction_and_the_status_says_why(
+    production_and_shadow, history, end_reason
+):
+    # Given an open last visit, and the wound's record ending it that day
+    app, home, production, _ = production_and_shadow
+    wound = {**history["wound"], "end_reason": end_reason, "end_date": history["assessments"][-1]["assessed_on"]}
+    body = _post(app, "/v1/predictions", {**history, "wound": wound}).json_body
+    # Then the answer says how it ended, with progress and no healing prediction or options, and so does the capture
+    output = body["clinical_output"]
+    assert output["status"] == end_reason and output["progress"]["visits"]
+    assert "prediction" not in output and "options" not in output
+    assert _captures(home)[-1]["outputs"][production]["status"] == end_reason
+
+
+@pytest.mark.parametrize("end_reason", ["discharged", "transferred"])
+def test_a_discharged_wound_is_predicted_from_its_last_visit_with_a_warning(production_and_shadow, history, end_reason):
+    app, _, _, _ = production_and_shadow
+    wound = {**history["wound"], "end_reason": end_reason, "end_date": history["assessments"][-1]["assessed_on"]}
+    body = _post(app, "/v1/predictions", {**history, "wound": wound}).json_body
+    assert body["clinical_output"]["status"] == "open" and body["clinical_output"]["prediction"]["weekly"]
+    (ended,) = [w for w in body["warnings"] if w["code"] == "course_ended"]
+    assert ended["path"] == "wound.end_reason" and end_reason in ended["message"]
+    assert not any(w["code"] == "course_ended" for w in _post(app, "/v1/predictions", history).json_body["warnings"])
+
+
 def test_the_capture_schema_refuses_a_record_with_a_patient_field_or_without_features(production_and_shadow, history):
     # Given a real captured record, which the schema accepts
     app, home, _, _ = production_and_shadow

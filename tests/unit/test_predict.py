@@ -22,8 +22,10 @@ def scorers(small_model, small_bundle):
 
 
 def _open_wound(small_cohort):
+    """A training wound's history as the EHR would send it before the wound ended."""
     _, clean, rows = small_cohort
-    return wound_history(clean, rows.ids["wound_key"].iloc[0])
+    patient, wound, visits = wound_history(clean, rows.ids["wound_key"].iloc[0])
+    return patient, {**wound, "end_date": None, "end_reason": None}, visits
 
 
 def test_prediction_for_an_open_wound_has_trajectory_progress_and_options(small_cohort, scorers):
@@ -107,3 +109,14 @@ def test_a_closed_latest_visit_means_healed_and_no_prediction(small_cohort, scor
     answer = predict_history(patient, wound, [*visits[:-1], closed], scorers[0], load_catalog(), load_rules(),
                              OptionsRequest())  # fmt: skip
     assert answer["status"] == "healed" and "prediction" not in answer and "options" not in answer
+
+
+ENDS = [("died", "died"), ("amputated", "amputated"), ("healed", "healed"), ("discharged", "open"), ("open", "open")]
+
+
+@pytest.mark.parametrize(("end_reason", "status"), [*ENDS, (None, "open")])
+def test_the_wound_record_s_end_decides_whether_an_open_wound_is_predicted(small_cohort, scorers, end_reason, status):
+    patient, wound, visits = _open_wound(small_cohort)
+    answer = predict_history(patient, {**wound, "end_reason": end_reason}, visits[:2], scorers[0], load_catalog(),
+                             load_rules(), OptionsRequest())  # fmt: skip
+    assert answer["status"] == status and ("prediction" in answer) == (status == "open")

@@ -28,7 +28,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from model_build.costs import CostCatalog, load_catalog
 from model_build.derive import derive_history
 from model_build.features import history_features
-from model_build.predict import OptionsRequest, Scorer, predict_features
+from model_build.predict import FINAL_ENDS, OptionsRequest, Scorer, predict_features
 from model_build.recommend import OBJECTIVES, RuleTable, load_rules
 from model_build.rules import EARLIEST_DATE, ISO_DATE
 from model_build.schema import END_REASONS
@@ -135,6 +135,16 @@ def _capped(ask: OptionsRequest, served: LoadedModel | None) -> list[dict[str, s
         return []
     message = f"capped at the model's horizon of {served.scorer.horizon_weeks} weeks"
     return [_finding("horizon_capped", "options.horizon_weeks", message)]
+
+
+def _course_ended(wound: Mapping[str, Any]) -> list[dict[str, str]]:
+    """A warning when the wound's record ends its course here yet it is predicted (discharged, transferred: the
+    wound may still be open elsewhere)."""
+    reason = wound["end_reason"]
+    if reason in (None, "open", *FINAL_ENDS):
+        return []
+    message = f"the wound's course here ended ({reason}): the prediction is from its last visit"
+    return [_finding("course_ended", "wound.end_reason", message)]
 
 
 def parse_body(body: bytes | None, limit: int) -> dict[str, Any]:
@@ -524,7 +534,7 @@ class Server:
         derived = derive_history(wound, assessments)
         rows = history_features(patient, wound, assessments, derived)
         outputs = {
-            m.record.version: predict_features(rows, m.scorer, self.catalog, self.rules, ask)
+            m.record.version: predict_features(rows, m.scorer, self.catalog, self.rules, ask, wound["end_reason"])
             for m in (models.production, models.shadow)
             if m is not None
         }
@@ -538,7 +548,7 @@ class Server:
             "wound_key": wound["wound_key"],
             "model": {"version": served, "status": PRODUCTION} if served else None,
             "derived": derived,
-            "warnings": _findings(check, True) + _capped(ask, models.production),
+            "warnings": _findings(check, True) + _capped(ask, models.production) + _course_ended(wound),
             "clinical_output": outputs[served] if served else None,
             "withheld": {"code": withheld, "reason": WITHHELD[withheld]} if withheld else None,
         }
