@@ -5,8 +5,11 @@ requests (valid and invalid) and checks no 5xx, documented status codes and cont
 from __future__ import annotations
 
 import json
+import re
 import socket
+import socketserver
 import threading
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -69,6 +72,27 @@ def test_serve_says_in_one_line_when_it_cannot_listen_and_warns_off_loopback(tmp
     assert f"cannot listen on 0.0.0.0:{port}" in err and "Traceback" not in err
 
 
+def test_serve_says_where_it_listens_from_which_home_and_with_which_models(tmp_path, monkeypatch, capsys, small_bundle):
+    # Given a home with a production model, and a server stopped with Ctrl-C as soon as it runs
+    monkeypatch.setenv("WOUNDCARE_HOME", str(tmp_path))
+    monkeypatch.setenv("WOUNDCARE_MODEL_CACHE_DIR", str(tmp_path / "cache"))
+    version = _register(tmp_path, small_bundle, "run-serve", PRODUCTION)
+    serving.get_server.cache_clear()
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(socketserver.BaseServer, "serve_forever", interrupted)
+    try:
+        status = main(["serve", "--port", "0"])
+    finally:
+        serving.get_server.cache_clear()
+    # Then it named the port it bound, the home and the models
+    out = capsys.readouterr().out
+    assert status == 0 and f"from {tmp_path} (production {version}, shadow none)" in out
+    assert re.search(r"Serving on http://127\.0\.0\.1:[1-9]\d*", out)
+
+
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory, small_bundle):
     """`woundcare serve`'s server on a free loopback port, serving a production model."""
@@ -96,3 +120,10 @@ def base_url(tmp_path_factory, small_bundle):
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_every_route_answers_as_its_openapi_document_says(case, base_url):
     case.call_and_validate(base_url=base_url, checks=CHECKS, excluded_checks=[], timeout=30)
+
+
+def test_the_access_log_names_the_path_and_never_the_query_string(base_url, capfd):
+    with urllib.request.urlopen(f"{base_url}/health?patient_name=Jane-Doe", timeout=10) as response:
+        assert response.status == 200
+    err = capfd.readouterr().err
+    assert '"GET /health" 200' in err and "Jane" not in err

@@ -212,15 +212,26 @@ INFERENCE_APP = Path(__file__).resolve().parents[3] / "functions" / "inference" 
 
 def local_server(host: str = "127.0.0.1", port: int = 8000):
     """Chalice's local HTTP server over the inference app; the app loads the current models as it is imported."""
+    import functools
     import importlib.util
+    from urllib.parse import urlsplit
 
     from chalice.config import Config
-    from chalice.local import create_local_server
+    from chalice.local import ChaliceRequestHandler, create_local_server
+
+    class PathOnlyLog(ChaliceRequestHandler):
+        """Chalice's handler, its access log naming the path alone: a query string is the caller's text."""
+
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            self.log_message('"%s %s" %s', self.command, urlsplit(self.path).path, str(code))
 
     spec = importlib.util.spec_from_file_location("woundcare_inference_app", INFERENCE_APP)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return create_local_server(module.app, Config.create(app_name=module.app.app_name), host, port)
+    config = Config.create(app_name=module.app.app_name)
+    server = create_local_server(module.app, config, host, port)
+    server.server.RequestHandlerClass = functools.partial(PathOnlyLog, app_object=module.app, config=config)
+    return server
 
 
 def _port(text: str) -> int:
@@ -246,8 +257,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as error:
         print(f"woundcare serve: cannot listen on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
         return 2
-    host, port = server.server.server_address[:2]
-    print(f"Serving on http://{host}:{port}", flush=True)  # the port bound, also when 0 asked for a free one
+    from woundcare_shared.serving import get_server
+
+    host, port = server.server.server_address[:2]  # the port bound, also when 0 asked for a free one
+    state = get_server()
+    models = ", ".join(f"{status} {version or 'none'}" for status, version in state.models.versions().items())
+    print(f"Serving on http://{host}:{port} from {state.settings.home} ({models})", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         server.server.serve_forever()
     return 0
