@@ -72,6 +72,9 @@ def row_messages(limits: SafetyThresholds) -> dict[tuple[str, str], str]:
         ),
         ("bmi_mismatch", "bmi"): f"bmi must agree with weight_kg and height_cm within {limits.bmi_tolerance:g}",
         ("duplicate_visit_day", "assessed_on"): "a wound has two assessments on one day",
+        ("assessed_after_extract_date", "assessed_on"): (
+            "assessed_on is after the extract date (likely a data-entry error)"
+        ),
         ("closed_but_not_healed", "length_cm"): (
             "a closed wound (length = width = 0) whose wound is not healed on that date"
         ),

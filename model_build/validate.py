@@ -99,7 +99,7 @@ def validate_tables(
     for name in TABLE_ORDER:
         _duplicate_keys(typed[name], TABLES[name], errors)
     _wound_rules(typed["wounds"], pd.Timestamp(extract_date), errors)
-    _assessment_rules(typed["assessments"], typed["wounds"], thresholds, errors, warnings)
+    _assessment_rules(typed["assessments"], typed["wounds"], pd.Timestamp(extract_date), thresholds, errors, warnings)
     _wound_vs_assessments(typed["wounds"], typed["assessments"], errors)
     _cascade(typed, errors)
     return _assemble(raw, typed, errors, warnings, extract_date, thresholds)
@@ -227,11 +227,12 @@ def _wound_rules(wounds: pd.DataFrame, extract_date: pd.Timestamp, errors: _Find
 def _assessment_rules(
     assessments: pd.DataFrame,
     wounds: pd.DataFrame,
+    extract_date: pd.Timestamp,
     limits: SafetyThresholds,
     errors: _Findings,
     warnings: _Findings,
 ) -> None:
-    """Consistency and clinical-safety rules of one assessment, using its wound's fields."""
+    """Consistency and clinical-safety rules of one assessment, using its wound's fields and the extract date."""
     a = assessments
     wound = _wound_fields(a, wounds)
     length, width = a["length_cm"], a["width_cm"]
@@ -289,6 +290,13 @@ def _assessment_rules(
     same_day = visit & a.duplicated(["wound_key", "assessed_on"], keep=False)
     errors.add(
         "assessments", a.index[same_day], "duplicate_visit_day", "assessed_on", "a wound has two assessments on one day"
+    )
+    warnings.add(
+        "assessments",
+        a.index[a["assessed_on"] > extract_date],
+        "assessed_after_extract_date",
+        "assessed_on",
+        "assessed_on is after the extract date (likely a data-entry error)",
     )
 
     healed_by_then = (wound["end_reason"] == "healed").to_numpy() & ~(wound["end_date"] > a["assessed_on"]).to_numpy()

@@ -88,7 +88,7 @@ def validate_history(
     extract_date: dt.date | None = None,
     thresholds: SafetyThresholds = SafetyThresholds(),  # noqa: B008 (frozen, immutable)
 ) -> HistoryCheck:
-    """Check one wound history; the extract date (for end_date) defaults to today, as for tables."""
+    """Check one wound history; the extract date (for end_date, assessed_on) defaults to today, as for tables."""
     return check_history(request, extract_date, thresholds)[0]
 
 
@@ -101,11 +101,12 @@ def check_history(
     shape = _shape_errors(request)
     if shape:
         return HistoryCheck(tuple(shape), malformed=True), None
+    extract_date = extract_date or dt.date.today()
     found = _Findings(len(request["assessments"]), _row_messages(thresholds))
     patient, wound, visits = _parse_sections(request, found)
     _key_rules(patient, wound, visits, found)
-    _wound_rules(wound, extract_date or dt.date.today(), found)
-    _assessment_rules(wound, visits, thresholds, found)
+    _wound_rules(wound, extract_date, found)
+    _assessment_rules(wound, visits, extract_date, thresholds, found)
     _wound_vs_assessments(wound, visits, found)
     check = HistoryCheck(found.all_errors(), found.kept_warnings())
     return check, (_typed(patient, wound, visits) if check.ok else None)
@@ -325,13 +326,17 @@ def _wound_rules(wound: Record, extract_date: dt.date, found: _Findings) -> None
         found.error("wound", "end_after_extract_date", "end_date")
 
 
-def _assessment_rules(wound: Record, visits: list[Record], limits: SafetyThresholds, found: _Findings) -> None:
-    """Consistency and clinical-safety rules of each assessment, using its wound's fields."""
+def _assessment_rules(
+    wound: Record, visits: list[Record], extract_date: dt.date, limits: SafetyThresholds, found: _Findings
+) -> None:
+    """Consistency and clinical-safety rules of each assessment, using its wound's fields and the extract date."""
     days = Counter(v["assessed_on"] for v in visits)
     for i, visit in enumerate(visits):
         _one_assessment(_visit(i), visit, wound, limits, found)
         if visit["assessed_on"] is not None and days[visit["assessed_on"]] > 1:
             found.error(_visit(i), "duplicate_visit_day", "assessed_on")
+        if visit["assessed_on"] is not None and visit["assessed_on"] > extract_date:
+            found.warn(_visit(i), "assessed_after_extract_date", "assessed_on")
         if _closed(visit) and wound["wound_type"] is not None and not _healed_by(wound, visit["assessed_on"]):
             found.error(_visit(i), "closed_but_not_healed", "length_cm")
     _compression_rules(wound, visits, limits, found)

@@ -168,6 +168,26 @@ def test_clinical_safety_warnings_keep_the_row_and_flag_it(tmp_path, tiny_rows):
     assert result.report["tables"]["assessments"]["warnings_by_rule"]["npwt_with_eschar"] == 1
 
 
+def test_an_assessment_after_the_extract_date_is_kept_and_flagged(tmp_path, tiny_rows):
+    # Given the open DFU visited again on the extract date and on the day after it
+    tiny_rows["assessments"] += [
+        dict(tiny_rows["assessments"][3], assessment_key="a7", assessed_on="2026-03-01"),
+        dict(tiny_rows["assessments"][3], assessment_key="a8", assessed_on="2026-03-02"),
+    ]
+    # When validated
+    result = _validate(tmp_path, tiny_rows)
+    # Then both rows are kept, only the later one is flagged, and the counts reconcile
+    assert result.report["quarantined_rows"] == 0
+    assert {"a7", "a8"} <= set(result.clean["assessments"]["assessment_key"])
+    assert result.warnings[["key", "rule", "field"]].to_dict("records") == [
+        {"key": "a8", "rule": "assessed_after_extract_date", "field": "assessed_on"}
+    ]
+    report = result.report["tables"]["assessments"]
+    assert (report["input_rows"], report["clean_rows"], report["rows_with_warnings"]) == (8, 8, 1)
+    assert report["warnings_by_rule"] == {"assessed_after_extract_date": 1}
+    assert result.report["reconciled"] is True
+
+
 def test_latest_abi_on_record_decides_compression_safety(tmp_path, tiny_rows):
     # ABI 0.9 at a5 is the latest on record at a6: a6 is safe; a low ABI at a6 makes a6 (not a5) an error
     tiny_rows["assessments"][5]["ankle_brachial_index"] = "0.4"

@@ -20,7 +20,13 @@ from model_build.extract import RawTable
 from model_build.features import history_features
 from model_build.schema import ASSESSMENTS, TABLE_ORDER, TABLES, Table
 from model_build.validate import validate_tables
-from model_build.validate_history import MAX_ASSESSMENTS, SafetyThresholds, typed_history, validate_history
+from model_build.validate_history import (
+    MAX_ASSESSMENTS,
+    SafetyThresholds,
+    check_history,
+    typed_history,
+    validate_history,
+)
 
 EXTRACT_DATE = dt.date(2026, 3, 1)
 _MISSING = object()
@@ -271,6 +277,16 @@ def test_clinical_warnings_agree_and_come_with_an_accepted_request(rows):
     ]
 
 
+def test_an_assessment_after_the_extract_date_is_the_same_warning_in_both_validators(rows):
+    # Given the DFU's visit dated the day after the extract date
+    rows["assessments"][3]["assessed_on"] = "2026-03-02"
+    assert _assert_same_findings(rows) == 6
+    # When the DFU history is validated, Then it is accepted, with the warning on that visit's assessed_on
+    check = validate_history(_request(rows, "w2"), extract_date=EXTRACT_DATE)
+    assert check.ok
+    assert [(f.rule, f.path) for f in check.warnings] == [("assessed_after_extract_date", "assessments[0].assessed_on")]
+
+
 def test_warnings_are_given_for_assessments_without_errors_only(rows):
     # Given NPWT over eschar on a valid visit, NPWT with no eschar, and a reduced ABI on a visit with a bad field
     request = _request(rows, "w3")
@@ -463,6 +479,25 @@ def test_the_extract_date_bounds_the_end_date_and_defaults_to_today(rows):
     request["wound"]["end_date"] = (dt.date.today() + dt.timedelta(days=1)).isoformat()
     assert _found(validate_history(request), "wound") == {("end_after_extract_date", "end_date")}
     assert validate_history(request, extract_date=dt.date.today() + dt.timedelta(days=1)).ok
+
+
+def test_an_assessment_after_today_is_a_warning_and_the_history_is_still_typed(rows):
+    # Given the DFU visited again today and tomorrow, checked as the API does (the extract date is today)
+    request = _request(rows, "w2")
+    visit = request["assessments"][0]
+    today = dt.date.today()
+    request["assessments"] += [
+        dict(visit, assessment_key="a7", assessed_on=today.isoformat()),
+        dict(visit, assessment_key="a8", assessed_on=(today + dt.timedelta(days=1)).isoformat()),
+    ]
+    # When checked
+    check, history = check_history(request)
+    # Then only tomorrow's visit is flagged, and the history is typed for prediction with all three visits
+    assert check.ok and not check.errors
+    assert [(f.rule, f.path) for f in check.warnings] == [("assessed_after_extract_date", "assessments[2].assessed_on")]
+    assert history is not None
+    assert [v["assessment_key"] for v in history[2]] == ["a4", "a7", "a8"]
+    assert history_features(*history)
 
 
 def test_findings_never_carry_the_offending_values_and_are_json(rows):
