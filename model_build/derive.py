@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
+from model_build.precision import PERCENT, RATE_CM2_PER_WEEK, VOLUME_CM3, rounded
+
 # PUSH Tool 3.0 (NPUAP 1998) area bands as inclusive upper bounds in cm²; the score is the band index
 # (bisect_left here, searchsorted side="left" in the table path). "<0.3" is strict, so its inclusive bound
 # is the largest double below 0.3 and 0.3 itself scores 2. A value in a published gap (0.6–0.7, 1.0–1.1,
@@ -42,6 +44,19 @@ DERIVED_FIELDS = (
     "push_total",
     "dominant_tissue",
 )
+
+
+# The decimals the answer states the fields computed from others to (area and BMI are rounded as they are derived).
+SHOWN_DECIMALS = {
+    "volume_cm3": VOLUME_CM3,
+    "percent_area_reduction": PERCENT,
+    "weekly_healing_rate_cm2": RATE_CM2_PER_WEEK,
+}
+
+
+def as_shown(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A derived row as the API states it; features are computed from the unrounded row."""
+    return {**row, **{name: rounded(row[name], decimals) for name, decimals in SHOWN_DECIMALS.items()}}
 
 
 def round_half_up(value: float, decimals: int) -> float:

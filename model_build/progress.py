@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from model_build.precision import SCORE, rounded
+
 # Variable name -> feature it is computed from; log area so that halving counts the same at any size.
 PROGRESS_VARIABLES = {
     "log_area": "area_cm2",
@@ -68,9 +70,9 @@ def progress(rows: Sequence[Mapping[str, Any]], weights: ProgressWeights) -> dic
     for row, change in zip(rows, changes, strict=True):
         visits.append(
             {
-                "days_since_first_assessment": row.get("days_since_first_assessment"),
-                "push_total": row.get("push_total"),
-                "progress_score": weights.score(change),
+                "days_since_first_assessment": _whole(row.get("days_since_first_assessment")),
+                "push_total": _whole(row.get("push_total")),
+                "progress_score": rounded(weights.score(change), SCORE),
             }
         )
     latest = visits[-1] if visits else {}
@@ -85,7 +87,14 @@ def progress(rows: Sequence[Mapping[str, Any]], weights: ProgressWeights) -> dic
     }
 
 
-def _difference(now: Mapping[str, Any], before: Mapping[str, Any] | None, key: str) -> float | None:
+def _difference(now: Mapping[str, Any], before: Mapping[str, Any] | None, key: str) -> int | float | None:
+    """The change in `key`: PUSH points as an integer, scores at their precision; None without both values."""
     if before is None or now.get(key) is None or before.get(key) is None:
         return None
-    return float(now[key] - before[key])
+    change = now[key] - before[key]
+    return change if isinstance(change, int) else rounded(change, SCORE)
+
+
+def _whole(value: float | None) -> int | None:
+    """A feature that counts (days, PUSH points) as the integer it is; feature rows hold floats."""
+    return None if value is None else int(value)

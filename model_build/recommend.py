@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 from model_build.costs import CostCatalog, cost_per_healed, expected_cost, icer, weekly_cost
 from model_build.features import FEATURE_NAMES, TREATMENT_FEATURE_NAMES
 from model_build.plans import INTERVENTIONS, TREATMENT_COLUMNS, Plan, candidate_plans
+from model_build.precision import PROBABILITY, USD, WEEKS, probability, rounded
 from model_build.schema import DEBRIDEMENTS, DRESSINGS
 from model_build.trajectory import DAYS_PER_WEEK, CurveQuery, CurveSummary, Summarise, summarise_curves
 
@@ -288,41 +289,44 @@ class _Outcome(NamedTuple):
         return {
             "median_weeks": _weeks(median),
             "healing_weeks_p10_p90": [_weeks(p10), _weeks(p90)],
-            "restricted_mean_weeks": self.restricted_mean_weeks,
-            "p_healed_12w": self.p_healed_12w,
-            "p_healed_by_horizon": self.p_healed_by_horizon,
-            "weekly_cost_usd": self.weekly_cost_usd,
-            "expected_cost_usd": self.expected_cost_usd,
-            "cost_per_healed_usd": self.cost_per_healed_usd,
+            "restricted_mean_weeks": rounded(self.restricted_mean_weeks, WEEKS),
+            "p_healed_12w": probability(self.p_healed_12w),
+            "p_healed_by_horizon": probability(self.p_healed_by_horizon),
+            "weekly_cost_usd": rounded(self.weekly_cost_usd, USD),
+            "expected_cost_usd": rounded(self.expected_cost_usd, USD),
+            "cost_per_healed_usd": rounded(self.cost_per_healed_usd, USD),
             "meets_min_p_healed_12w": self.meets_floor,
         }
 
 
 def _weeks(days: float | None) -> float | None:
-    return None if days is None else days / DAYS_PER_WEEK
+    return None if days is None else rounded(days / DAYS_PER_WEEK, WEEKS)
 
 
-def _versus(option: Mapping[str, Any], current: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """Change against the current plan; effect for the ICER = healed weeks gained within the horizon."""
+def _versus(outcome: _Outcome, current: _Outcome | None) -> dict[str, Any] | None:
+    """Change against the current plan, from unrounded outcomes; effect = healed weeks gained within the horizon.
+    The ICER is stated only for a trade-off (dearer and faster, or cheaper and slower), as is the convention."""
     if current is None:
         return None
-    d_cost = option["expected_cost_usd"] - current["expected_cost_usd"]
-    d_effect = current["restricted_mean_weeks"] - option["restricted_mean_weeks"]
+    d_cost = outcome.expected_cost_usd - current.expected_cost_usd
+    d_effect = current.restricted_mean_weeks - outcome.restricted_mean_weeks
+    dominance = _dominance(d_cost, d_effect)
     return {
-        "restricted_mean_weeks": option["restricted_mean_weeks"] - current["restricted_mean_weeks"],
-        "p_healed_12w": option["p_healed_12w"] - current["p_healed_12w"],
-        "expected_cost_usd": d_cost,
-        "healed_weeks_gained": d_effect,
-        "icer_usd_per_healed_week": icer(d_cost, d_effect),
-        "dominance": _dominance(d_cost, d_effect),
+        "restricted_mean_weeks": rounded(-d_effect, WEEKS),
+        "p_healed_12w": rounded(outcome.p_healed_12w - current.p_healed_12w, PROBABILITY),
+        "expected_cost_usd": rounded(d_cost, USD),
+        "healed_weeks_gained": rounded(d_effect, WEEKS),
+        "icer_usd_per_healed_week": rounded(icer(d_cost, d_effect), USD) if dominance is None else None,
+        "dominance": dominance,
     }
 
 
 def _dominance(d_cost: float, d_effect: float) -> str | None:
-    """ "dominates": no dearer and no slower than the current plan; "dominated": no cheaper and no faster."""
-    if d_cost <= 0.0 <= d_effect:
+    """ "dominates": no dearer and no slower than the current plan, and cheaper or faster; "dominated": no cheaper
+    and no faster, and dearer or slower; None for a trade-off, or the same cost and effect."""
+    if d_cost <= 0.0 <= d_effect and (d_cost, d_effect) != (0.0, 0.0):
         return "dominates"
-    if d_effect <= 0.0 <= d_cost:
+    if d_effect <= 0.0 <= d_cost and (d_cost, d_effect) != (0.0, 0.0):
         return "dominated"
     return None
 
@@ -395,16 +399,17 @@ def treatment_options(
             "plan_id": plan.plan_id,
             "plan": plan.as_assessment_fields(),
             **outcome.as_dict(),
-            "weekly_cost_items_usd": weekly_cost(plan, catalog),
+            "weekly_cost_items_usd": {item: rounded(usd, USD) for item, usd in weekly_cost(plan, catalog).items()},
             "support": n,
             "low_support": n < min_support,
             "caveats": caveats,
         }
 
-    current = None
+    current, current_outcome = None, None
     if current_plan is not None:
         current_exclusions, current_caveats = rules.screen(current_plan, row)
-        current = describe(current_plan, outcomes[to_score.index(current_plan)], _dicts(current_caveats))
+        current_outcome = outcomes[to_score.index(current_plan)]
+        current = describe(current_plan, current_outcome, _dicts(current_caveats))
         current["contraindications"] = _dicts(current_exclusions)
         current["in_candidate_plans"] = current_plan in candidates
     ranked = sorted(
@@ -414,7 +419,7 @@ def treatment_options(
     options = []
     for rank, (plan, caveats, outcome) in enumerate(ranked[:max_options], start=1):
         option = describe(plan, outcome, _dicts(caveats))
-        option["vs_current"] = _versus(option, current)
+        option["vs_current"] = _versus(outcome, current_outcome)
         option["rank"] = rank
         options.append(option)
     recommended = ranked[0][0].plan_id if ranked and ranked[0][2].meets_floor else None

@@ -22,6 +22,8 @@ from itertools import accumulate
 from operator import mul, neg, sub, truediv
 from typing import NamedTuple
 
+from model_build.precision import AREA_CM2, WEEKS, probabilities, rounded, rounded_all
+
 DAYS_PER_WEEK = 7.0
 MILESTONE_WEEKS = (4, 8, 12, 24)
 BAND = (0.1, 0.9)  # the 80 % band and interval
@@ -187,7 +189,7 @@ def trajectory(
     days = [week * DAYS_PER_WEEK for week in range(weeks + 1)]
     [summary] = summarise(edges, margins, (0.0,), CurveQuery(days, (BAND[0], 0.5, BAND[1]), 0.0))
     low_t, median, high_t = summary.quantiles
-    p_healed = [1.0 - s for s in summary.survival]
+    p_healed = probabilities([1.0 - s for s in summary.survival])
     return {
         "horizon_weeks": weeks,
         "median_weeks": _weeks(median),
@@ -196,12 +198,13 @@ def trajectory(
         "weekly": {  # one value per week 0..horizon_weeks, as columns (a chart's series)
             "week": list(range(weeks + 1)),
             "p_healed": p_healed,
-            "area_cm2": area_series(days, current_area, median, shape),
-            "area_low_cm2": area_series(days, current_area, low_t, shape),
-            "area_high_cm2": area_series(days, current_area, high_t, shape),
+            "area_cm2": rounded_all(area_series(days, current_area, median, shape), AREA_CM2),
+            "area_low_cm2": rounded_all(area_series(days, current_area, low_t, shape), AREA_CM2),
+            "area_high_cm2": rounded_all(area_series(days, current_area, high_t, shape), AREA_CM2),
         },
     }
 
 
 def _weeks(days: float | None) -> float | None:
-    return None if days is None else days / DAYS_PER_WEEK
+    """Days as weeks, at the precision the answer shows."""
+    return None if days is None else rounded(days / DAYS_PER_WEEK, WEEKS)

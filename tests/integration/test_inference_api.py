@@ -174,6 +174,26 @@ def test_a_horizon_beyond_the_models_is_capped_with_a_warning(production_and_sha
     assert not any(w["code"] == "horizon_capped" for w in within["warnings"])
 
 
+def _floats(value):
+    if isinstance(value, float):
+        yield value
+    elif isinstance(value, dict | list):
+        for item in value.values() if isinstance(value, dict) else value:
+            yield from _floats(item)
+
+
+def test_the_answer_states_its_numbers_at_clinical_precision_and_the_date_it_is_as_of(production_and_shadow, history):
+    app, _, _, _ = production_and_shadow
+    body = _post(app, "/v1/predictions", history).json_body
+    # Then week 0 is the latest assessment's date, and every computed number has at most 3 decimals
+    assert body["as_of"] == max(visit["assessed_on"] for visit in history["assessments"])
+    computed = [{k: v for k, v in row.items() if k != "area_cm2"} for row in body["derived"]]  # area: as given
+    numbers = list(_floats([body["clinical_output"], computed]))
+    assert len(numbers) > 300 and all(len(repr(x).partition(".")[2]) <= 3 for x in numbers)
+    # and counts are integers
+    assert all(isinstance(v["push_total"], int) for v in body["clinical_output"]["progress"]["visits"])
+
+
 @pytest.mark.parametrize("end_reason", ["died", "amputated", "healed"])
 def test_a_wound_whose_record_ends_it_gets_no_prediction_and_the_status_says_why(
     production_and_shadow, history, end_reason

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from model_build.derive import DERIVED_FIELDS, derive_history
+from model_build.derive import DERIVED_FIELDS, SHOWN_DECIMALS, as_shown, derive_history
 from model_build.derive_table import derive_assessments
 from model_build.schema import TISSUE_PCT_COLUMNS
 
@@ -266,3 +266,22 @@ def test_vectorised_and_per_history_paths_give_identical_fields(extract):
     table = derive_assessments(assessments, wounds).set_index("assessment_key")
     # Then every field agrees: floats to 1e-12, ints and labels exactly, missing in the same places
     _assert_parity(table, wounds, assessments)
+
+
+def test_the_answer_shows_fields_computed_from_others_at_clinical_precision_and_features_keep_full_precision():
+    wound = {"onset_date": "2026-01-01"}
+    visits = [
+        {"assessment_key": "a", "assessed_on": "2026-01-05", "length_cm": 4.0, "width_cm": 3.0, "depth_cm": 0.7},
+        {"assessment_key": "b", "assessed_on": "2026-01-12", "length_cm": 3.7, "width_cm": 2.8, "depth_cm": 0.3},
+    ]
+    row = derive_history(wound, visits)[-1]
+    assert row["percent_area_reduction"] == pytest.approx(100 * (12 - 10.36) / 12) != 13.7
+    shown = as_shown(row)
+    assert (shown["percent_area_reduction"], shown["weekly_healing_rate_cm2"], shown["volume_cm3"]) == (
+        13.7,
+        1.64,
+        3.108,
+    )
+    assert {k: v for k, v in shown.items() if k not in SHOWN_DECIMALS} == {
+        k: v for k, v in row.items() if k not in SHOWN_DECIMALS
+    }

@@ -11,9 +11,11 @@ import pytest
 from model_build.costs import load_catalog
 from model_build.features import FEATURE_NAMES
 from model_build.plans import Plan, candidate_plans
+from model_build.precision import probability, rounded
 from model_build.recommend import (
     DEFAULT_RULES,
     RuleTableError,
+    _dominance,
     load_rules,
     parse_rules,
     plan_effect,
@@ -98,6 +100,18 @@ def test_npwt_is_excluded_with_eschar_and_caveated_with_anticoagulants():
     assert npwt_options and all("npwt-anticoagulants" in rule_ids([o]) for o in npwt_options)
 
 
+def test_silver_dressings_carry_a_stewardship_caveat_unless_the_wound_shows_infection():
+    def silver(out):
+        return [o for o in out["options"] if o["plan"]["primary_dressing"] == "silver_antimicrobial"]
+
+    uninfected, infected = options(wound_row(), max_options=None), options(wound_row(infection=1.0), max_options=None)
+    assert silver(uninfected) and all("silver-without-infection" in rule_ids([o]) for o in silver(uninfected))
+    assert silver(infected) and not any("silver-without-infection" in rule_ids([o]) for o in silver(infected))
+    assert not any(
+        "silver-without-infection" in rule_ids([o]) for o in uninfected["options"] if o not in silver(uninfected)
+    )
+
+
 def test_hyperbaric_oxygen_is_excluded_outside_diabetic_foot_ulcers():
     plan = next(p for p in candidate_plans("diabetic_foot_ulcer", "foot_plantar", None, 3) if p.hyperbaric_oxygen)
     exclusions, _ = RULES.screen(plan, wound_row(wound_type="pressure_injury", location="heel"))
@@ -169,7 +183,7 @@ def test_one_row_is_scored_the_latest_visit_as_recorded_and_the_current_plan_kee
     assert out["current"]["plan_id"] == "collagen.3.none" and not out["current"]["in_candidate_plans"]
     # and the current plan's outcome is the scored curve itself (no shift): constant weekly logit -3
     p_week = 1.0 / (1.0 + math.exp(3.0))
-    assert out["current"]["p_healed_12w"] == pytest.approx(1.0 - (1.0 - p_week) ** 12, rel=1e-12)
+    assert out["current"]["p_healed_12w"] == probability(1.0 - (1.0 - p_week) ** 12)  # at the answer's precision
     same_plan = next(o for o in options(wound_row())["options"] if o["plan_id"] == "gauze.7.none")
     assert same_plan["vs_current"]["restricted_mean_weeks"] == 0.0 and same_plan["vs_current"]["p_healed_12w"] == 0.0
 
@@ -241,6 +255,31 @@ def test_fastest_ranks_by_expected_time_open_and_reports_the_change_vs_current()
     assert versus["healed_weeks_gained"] == pytest.approx(-versus["restricted_mean_weeks"])
 
 
+def test_the_current_plan_neither_dominates_itself_and_an_icer_is_stated_only_for_a_trade_off():
+    out = options(wound_row(primary_dressing="foam", dressing_changes_per_week=3.0), max_options=None)
+    by_dominance: dict[object, list] = {}
+    for option in out["options"]:
+        by_dominance.setdefault(option["vs_current"]["dominance"], []).append(option)
+    itself = next(o for o in out["options"] if o["plan_id"] == out["current"]["plan_id"])
+    assert itself["vs_current"]["dominance"] is None and itself["vs_current"]["icer_usd_per_healed_week"] is None
+    assert by_dominance.get("dominates") and len(by_dominance[None]) > 1
+    for option in by_dominance["dominates"] + by_dominance.get("dominated", []):
+        assert option["vs_current"]["icer_usd_per_healed_week"] is None
+    trade_offs = [
+        o for o in by_dominance[None] if o["vs_current"]["expected_cost_usd"] and o["vs_current"]["healed_weeks_gained"]
+    ]
+    assert trade_offs and all(o["vs_current"]["icer_usd_per_healed_week"] is not None for o in trade_offs)
+
+
+@pytest.mark.parametrize(
+    ("d_cost", "d_effect", "dominance"),
+    [(0.0, 0.0, None), (-1.0, 0.0, "dominates"), (0.0, 0.5, "dominates"), (1.0, 0.0, "dominated"),
+     (0.0, -0.5, "dominated"), (1.0, 0.5, None), (-1.0, -0.5, None)],
+)  # fmt: skip
+def test_dominance_needs_a_strict_gain_or_loss(d_cost, d_effect, dominance):
+    assert _dominance(d_cost, d_effect) == dominance
+
+
 def test_cheapest_ranks_by_expected_cost():
     out = options(wound_row(), objective="cheapest")
     costs = [o["expected_cost_usd"] for o in out["options"]]
@@ -255,15 +294,15 @@ def test_expected_cost_and_p12_match_a_hand_computation_for_a_constant_hazard(ho
         return [[0.0] * 52 for _ in rows]
 
     out = treatment_options(wound_row(), half, EDGES, CATALOG, RULES, NO_SUPPORT, EFFECTS, horizon_weeks=horizon)
-    current = out["current"]  # gauze 7 changes: 2×7 + 7 visits × 120 = 854 a week
+    current = out["current"]  # gauze 7 changes: 2×7 + 7 visits × 120 = 854 a week; shown at the answer's precision
     assert current["weekly_cost_usd"] == 854.0
-    assert current["p_healed_12w"] == pytest.approx(1 - 0.5**12)
-    assert current["p_healed_by_horizon"] == pytest.approx(1 - 0.5**horizon)
-    assert current["median_weeks"] == pytest.approx(1.0)
+    assert current["p_healed_12w"] == 0.999  # 1 - 2^-12 = 0.99976: never shown as certain
+    assert current["p_healed_by_horizon"] == 0.999
+    assert current["median_weeks"] == 1.0
     weeks_open = (1 - 0.5**horizon) / math.log(2)  # the area under 2^-t up to the horizon
-    assert current["restricted_mean_weeks"] == pytest.approx(weeks_open)
-    assert current["expected_cost_usd"] == pytest.approx(854.0 * weeks_open)
-    assert current["cost_per_healed_usd"] == pytest.approx(854.0 * weeks_open / (1 - 0.5**horizon))
+    assert current["restricted_mean_weeks"] == rounded(weeks_open, 1) == 1.4
+    assert current["expected_cost_usd"] == rounded(854.0 * weeks_open, 2)
+    assert current["cost_per_healed_usd"] == rounded(854.0 * weeks_open / (1 - 0.5**horizon), 2)
 
 
 def test_cost_per_healed_objective_respects_the_minimum_p_healed_at_12_weeks():

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from aws_lambda_powertools.metrics import MetricUnit
 
 from model_build.costs import CostCatalog, load_catalog
-from model_build.derive import derive_history
+from model_build.derive import as_shown, derive_history
 from model_build.features import history_features
 from model_build.predict import FINAL_ENDS, OptionsRequest, Scorer, predict_features
 from model_build.recommend import OBJECTIVES, RuleTable, load_rules
@@ -519,7 +519,7 @@ class Server:
             return Reply(200, {"api_version": API_VERSION, **body})
         _, wound, assessments = history
         derived = derive_history(wound, assessments)[-1]  # rows in date order, a day's ties in request order
-        body = {"ok": True, "errors": [], "warnings": _findings(check, True), "derived": derived}
+        body = {"ok": True, "errors": [], "warnings": _findings(check, True), "derived": as_shown(derived)}
         return Reply(200, {"api_version": API_VERSION, **body})
 
     def _predict(self, request: dict[str, Any], request_id: str) -> Reply:
@@ -547,7 +547,8 @@ class Server:
             "api_version": API_VERSION,
             "wound_key": wound["wound_key"],
             "model": {"version": served, "status": PRODUCTION} if served else None,
-            "derived": derived,
+            "as_of": max(visit["assessed_on"] for visit in assessments),  # ISO dates sort as dates
+            "derived": [as_shown(row) for row in derived],
             "warnings": _findings(check, True) + _capped(ask, models.production) + _course_ended(wound),
             "clinical_output": outputs[served] if served else None,
             "withheld": {"code": withheld, "reason": WITHHELD[withheld]} if withheld else None,
