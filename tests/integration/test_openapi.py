@@ -23,10 +23,12 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 from test_inference_api import _register
+from woundcare_testing import wound_history
 
 from woundcare_shared import serving
 from woundcare_shared.cli import build_parser, local_server, main
 from woundcare_shared.registry import PRODUCTION
+from woundcare_shared.serving import OPTION_LIMITS
 
 OPENAPI = Path(__file__).resolve().parents[2] / "functions" / "inference" / "openapi.json"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -127,3 +129,50 @@ def test_the_access_log_names_the_path_and_never_the_query_string(base_url, capf
         assert response.status == 200
     err = capfd.readouterr().err
     assert '"GET /health" 200' in err and "Jane" not in err
+
+
+@pytest.fixture(scope="module")
+def histories(small_cohort):
+    """Wounds as recorded (healed ones are not predicted, discharged ones are), and each one's first visit alone
+    as an open wound."""
+    _, clean, _ = small_cohort
+    out = []
+    for key in clean["wounds"]["wound_key"][:8]:
+        patient, wound, visits = wound_history(clean, key)
+        out.append({"patient": patient, "wound": wound, "assessments": visits})
+        out.append(
+            {"patient": patient, "wound": {**wound, "end_date": None, "end_reason": None}, "assessments": visits[:1]}
+        )
+    return out
+
+
+def test_real_answers_match_the_documents_schemas(base_url, histories):
+    # Given recorded wound histories, When each is derived, and predicted with every ranked plan described
+    options = {"max_options": OPTION_LIMITS["max_options"][1]}
+    statuses = set()
+    for history in histories:
+        for path, body in (("/v1/assessments/derive", history), ("/v1/predictions", {**history, "options": options})):
+            response = schema[path]["POST"].Case(body=body).call_and_validate(base_url=base_url, checks=CHECKS)
+            assert response.status_code == 200
+        statuses.add(response.json()["clinical_output"]["status"])
+    # Then every answer matched its schema (the checks above), for open wounds and healed ones
+    assert {"open", "healed"} <= statuses
+
+
+@pytest.mark.parametrize("sent", ["null", "absent"])
+def test_every_field_the_document_requires_is_refused_as_missing_when_null_or_absent(base_url, histories, sent):
+    # Given an open wound's valid history, and the fields the document requires (never null)
+    history, schemas = histories[1], json.loads(OPENAPI.read_text())["components"]["schemas"]
+    for row, name in {"patient": "Patient", "wound": "Wound", "assessments[0]": "Assessment"}.items():
+        for field in schemas[name]["required"]:
+            # When one of them is sent null, or left out
+            body = json.loads(json.dumps(history))
+            target = body["assessments"][0] if row == "assessments[0]" else body[row]
+            if sent == "null":
+                target[field] = None
+            else:
+                del target[field]
+            response = schema["/v1/predictions"]["POST"].Case(body=body).call(base_url=base_url)
+            # Then the API refuses it as missing, at that field
+            found = {(e["code"], e["path"]) for e in response.json().get("errors", [])}
+            assert response.status_code == 422 and ("missing_required", f"{row}.{field}") in found
