@@ -396,7 +396,12 @@ def _weeks(value: float | None, horizon: int) -> str:
 
 
 def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.0%}"
+    """A probability in whole percent that never reads as certain: 0.999 is ">99%", not "100%"."""
+    if value is None:
+        return "n/a"
+    if 0.0 < value < 0.005:
+        return "<1%"
+    return ">99%" if 0.995 <= value < 1.0 else f"{value:.0%}"
 
 
 def _num(value: float | None, decimals: int = 3) -> str:
