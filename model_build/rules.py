@@ -17,6 +17,13 @@ ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
 # validator cannot parse others, so the JSON validator rejects them too and serving sees what training sees.
 EARLIEST_DATE, LATEST_DATE = dt.date(1677, 9, 22), dt.date(2262, 4, 11)
 
+
+def latest_date_anywhere() -> dt.date:
+    """Today in the time zone furthest ahead (UTC+14): the default extract date, so a clinic ahead of the server's
+    clock (Guam is UTC+10) is never told that its own today lies in the future."""
+    return (dt.datetime.now(dt.UTC) + dt.timedelta(hours=14)).date()
+
+
 _TYPE_WORDS = {
     "key": "a string",
     "enum": "a string",

@@ -17,7 +17,7 @@ import pandas as pd
 
 from model_build.extract import RawTable, read_extract
 from model_build.rules import ISO_DATE as _ISO_DATE
-from model_build.rules import SafetyThresholds
+from model_build.rules import SafetyThresholds, latest_date_anywhere
 from model_build.schema import (
     CONTRACT_VERSION,
     LOWER_EXTREMITY_LOCATIONS,
@@ -91,9 +91,9 @@ def validate_extract(
 def validate_tables(
     raw: dict[str, RawTable], extract_date: dt.date | None = None, thresholds: SafetyThresholds | None = None
 ) -> ValidationResult:
-    """Validate text tables as read by `read_extract` (the extract date defaults to today)."""
+    """Validate text tables as read by `read_extract` (the extract date defaults to `latest_date_anywhere()`)."""
     thresholds = thresholds or SafetyThresholds()
-    extract_date = extract_date or dt.date.today()
+    extract_date = extract_date or latest_date_anywhere()
     errors, warnings = _Findings(), _Findings()
     typed = {name: _parse_table(raw[name].frame, TABLES[name], errors) for name in TABLE_ORDER}
     for name in TABLE_ORDER:

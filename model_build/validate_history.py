@@ -25,6 +25,7 @@ from model_build.rules import (
     LATEST_DATE,
     SafetyThresholds,
     column_message,
+    latest_date_anywhere,
     row_messages,
 )
 from model_build.schema import (
@@ -88,7 +89,8 @@ def validate_history(
     extract_date: dt.date | None = None,
     thresholds: SafetyThresholds = SafetyThresholds(),  # noqa: B008 (frozen, immutable)
 ) -> HistoryCheck:
-    """Check one wound history; the extract date (for end_date, assessed_on) defaults to today, as for tables."""
+    """Check one wound history; the extract date (for end_date, assessed_on) defaults to today in the time
+    zone furthest ahead, as for tables."""
     return check_history(request, extract_date, thresholds)[0]
 
 
@@ -101,7 +103,7 @@ def check_history(
     shape = _shape_errors(request)
     if shape:
         return HistoryCheck(tuple(shape), malformed=True), None
-    extract_date = extract_date or dt.date.today()
+    extract_date = extract_date or latest_date_anywhere()
     found = _Findings(len(request["assessments"]), _row_messages(thresholds))
     patient, wound, visits = _parse_sections(request, found)
     _key_rules(patient, wound, visits, found)

@@ -4,6 +4,7 @@ paths, over a registry and store built here (a small model compiled, uploaded, r
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
 import io
 import json
@@ -495,6 +496,15 @@ def test_an_invalid_outcome_is_refused_with_the_field(shadow_only, change, path)
     outcome = {"client_key": "k1", "wound_key": "w-7", "end_reason": "healed", "end_date": "2026-01-20"}
     response = _post(app, "/v1/outcomes", {**outcome, **change})
     assert response.status_code == 422 and path in [e["path"] for e in response.json_body["errors"]]
+
+
+def test_an_outcome_dated_today_where_it_is_latest_is_recorded_and_a_day_later_refused(shadow_only):
+    app, _, _ = shadow_only
+    latest = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=14)).date()  # a clinic at UTC+14 may report it today
+    outcome = {"client_key": "k-latest", "wound_key": "w-7", "end_reason": "healed", "end_date": latest.isoformat()}
+    assert _post(app, "/v1/outcomes", outcome).status_code == 201
+    later = {**outcome, "client_key": "k-later", "end_date": (latest + dt.timedelta(days=1)).isoformat()}
+    assert _post(app, "/v1/outcomes", later).status_code == 422
 
 
 # --- API Gateway events routed by the template -------------------------------------------------------------

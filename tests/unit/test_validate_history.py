@@ -18,6 +18,7 @@ from woundcare_testing import tiny_extract_rows, wound_history
 
 from model_build.extract import RawTable
 from model_build.features import history_features
+from model_build.rules import latest_date_anywhere
 from model_build.schema import ASSESSMENTS, TABLE_ORDER, TABLES, Table
 from model_build.validate import validate_tables
 from model_build.validate_history import (
@@ -474,18 +475,21 @@ def test_safety_thresholds_are_configurable(rows):
     assert {f.path for f in strict.errors} == {"assessments[0].compression", "assessments[1].compression"}
 
 
-def test_the_extract_date_bounds_the_end_date_and_defaults_to_today(rows):
+def test_the_extract_date_bounds_the_end_date_and_defaults_to_today_where_it_is_latest(rows):
     request = _request(rows, "w3")
-    request["wound"]["end_date"] = (dt.date.today() + dt.timedelta(days=1)).isoformat()
+    latest = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=14)).date()  # UTC+14, the time zone furthest ahead
+    request["wound"]["end_date"] = latest.isoformat()
+    assert validate_history(request).ok  # some clinic's today, even when it is tomorrow at the server
+    request["wound"]["end_date"] = (latest + dt.timedelta(days=1)).isoformat()
     assert _found(validate_history(request), "wound") == {("end_after_extract_date", "end_date")}
-    assert validate_history(request, extract_date=dt.date.today() + dt.timedelta(days=1)).ok
+    assert validate_history(request, extract_date=latest + dt.timedelta(days=1)).ok
 
 
 def test_an_assessment_after_today_is_a_warning_and_the_history_is_still_typed(rows):
     # Given the DFU visited again today and tomorrow, checked as the API does (the extract date is today)
     request = _request(rows, "w2")
     visit = request["assessments"][0]
-    today = dt.date.today()
+    today = latest_date_anywhere()
     request["assessments"] += [
         dict(visit, assessment_key="a7", assessed_on=today.isoformat()),
         dict(visit, assessment_key="a8", assessed_on=(today + dt.timedelta(days=1)).isoformat()),

@@ -308,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="validate an extract against the contract")
     validate.add_argument("extract_dir", type=Path)
     validate.add_argument("--out", type=Path, required=True)
-    validate.add_argument("--extract-date", type=_iso_date, default=None, help="default: today")
+    validate.add_argument("--extract-date", type=_iso_date, default=None, help="default: today (UTC+14)")
     validate.set_defaults(func=cmd_validate)
     pipeline = sub.add_parser("pipeline", help="run the training pipeline").add_subparsers(
         dest="pipeline_command", required=True, metavar="ACTION"
@@ -316,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = pipeline.add_parser("run", help="run the training state machine locally on an extract folder")
     run.add_argument("extract_dir", type=Path)
     run.add_argument("--force", action="store_true", help="retrain even without drift or new outcomes")
-    run.add_argument("--extract-date", type=_iso_date, default=None, help="default: today")
+    run.add_argument("--extract-date", type=_iso_date, default=None, help="default: today (UTC+14)")
     run.add_argument("--verbose", action="store_true", help="show the stages' logs and metrics")
     run.set_defaults(func=cmd_pipeline_run)
 

@@ -420,6 +420,7 @@ def dataset_version(manifest_tables: Mapping[str, Mapping[str, Any]]) -> str:
 def snapshot(request: SnapshotInput) -> SnapshotOutput:
     """Copy the extract's contract tables into an immutable, content-addressed dataset version."""
     from model_build.extract import FORMATS
+    from model_build.rules import latest_date_anywhere
     from model_build.schema import CONTRACT_VERSION, TABLE_ORDER
 
     svc = services()
@@ -446,7 +447,7 @@ def snapshot(request: SnapshotInput) -> SnapshotOutput:
         manifest = {"dataset_version": version, "contract_version": CONTRACT_VERSION, "tables": tables}
         # The manifest goes last: its presence means the version is complete.
         created = svc.store.put_if_absent(prefix + "manifest.json", json.dumps(manifest, indent=2).encode())
-        extract_date = ask.extract_date or dt.date.today()
+        extract_date = ask.extract_date or latest_date_anywhere()
         _audit(svc, "dataset.snapshot", version, "training run input", run_id, created=created, tables=tables)
         svc.runs.add_metrics(run_id, {"dataset_version": version, "extract_date": extract_date.isoformat()})
         metrics.add_metric(name="SnapshotCreated", unit=MetricUnit.Count, value=int(created))

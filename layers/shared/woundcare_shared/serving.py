@@ -30,7 +30,7 @@ from model_build.derive import as_shown, derive_history
 from model_build.features import history_features
 from model_build.predict import FINAL_ENDS, OptionsRequest, Scorer, predict_features
 from model_build.recommend import OBJECTIVES, RuleTable, load_rules
-from model_build.rules import EARLIEST_DATE, ISO_DATE
+from model_build.rules import EARLIEST_DATE, ISO_DATE, latest_date_anywhere
 from model_build.schema import END_REASONS
 from model_build.validate_history import History, HistoryCheck, check_history
 from woundcare_scoring.healing import CompiledHealingModel
@@ -656,7 +656,7 @@ def _outcome_rules(request: Mapping[str, Any]) -> list[dict[str, str]]:
     if request["end_reason"] not in OUTCOME_REASONS:
         errors.append(_finding("bad_enum", "end_reason", f"end_reason is one of {', '.join(OUTCOME_REASONS)}"))
     day = _iso_date(request["end_date"])
-    if day is None or not EARLIEST_DATE <= day <= dt.date.today():
+    if day is None or not EARLIEST_DATE <= day <= latest_date_anywhere():
         errors.append(_finding("bad_date", "end_date", "an ISO date YYYY-MM-DD, not in the future"))
     return errors
 
