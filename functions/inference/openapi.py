@@ -449,7 +449,7 @@ def _answers() -> dict[str, dict[str, Any]]:
         ),
         "OutcomeRecorded": {
             "type": "object",
-            "required": ["api_version", "recorded", "outcome", "request_id"],
+            "required": ["api_version", "recorded", "outcome", "warnings", "request_id"],
             "properties": {
                 "api_version": {"const": "v1"},
                 "recorded": {"type": "boolean"},
@@ -461,6 +461,11 @@ def _answers() -> dict[str, dict[str, Any]]:
                         "recorded_by": _of("string"),
                     },
                     description="the outcome as first recorded under its client key",
+                ),
+                "warnings": _array(
+                    _ref("Finding"),
+                    description="wound_already_reported: the wound has earlier reports under other client keys "
+                    "(the latest report is its outcome); empty on a retry",
                 ),
                 "request_id": {"type": "string"},
             },

@@ -418,9 +418,35 @@ def test_an_outcome_is_recorded_once_per_client_key_and_audited(shadow_only):
     assert (retry.status_code, retry.json_body["recorded"]) == (200, False)
     assert retry.json_body["outcome"]["request_id"] == first.json_body["request_id"]
     assert (clash.status_code, clash.json_body["code"]) == (409, "client_key_reused")
-    stored = open_store(f"file://{home / 'store'}").list("outcomes/")
+    store = open_store(f"file://{home / 'store'}")
     audit = [r for r in open_audit_log(f"sqlite://{home / 'woundcare.db'}").records() if r.action == "outcome.report"]
-    assert len(stored) == 1 and len(audit) == 1 and audit[0].subject == "w-7"
+    assert len(_outcomes(store)) == 1 and len(audit) == 1 and audit[0].subject == "w-7"
+    assert first.json_body["warnings"] == retry.json_body["warnings"] == []
+
+
+def _outcomes(store) -> list[str]:
+    """The stored outcome objects, one per client key (not the per-wound index)."""
+    return [key for key in store.list("outcomes/") if not key.startswith("outcomes/by-wound/")]
+
+
+def test_a_wound_reported_again_under_another_client_key_is_recorded_with_a_warning(shadow_only):
+    # Given a wound reported healed, then amputated under another client key (a later end, or a correction)
+    app, home, _ = shadow_only
+    healed = {"client_key": "ehr-50", "wound_key": "w-50", "end_reason": "healed", "end_date": "2026-01-20"}
+    amputated = {**healed, "client_key": "ehr-51", "end_reason": "amputated", "end_date": "2026-02-03"}
+    first, second, retry = (_post(app, "/v1/outcomes", o) for o in (healed, amputated, amputated))
+    # Then both are recorded; the second says the wound was reported before, and its retry adds nothing
+    assert (first.status_code, first.json_body["warnings"]) == (201, [])
+    assert second.status_code == 201
+    (warning,) = second.json_body["warnings"]
+    assert (warning["code"], warning["path"]) == ("wound_already_reported", "wound_key") and "1 earlier" in warning[
+        "message"
+    ]
+    assert (retry.status_code, retry.json_body["warnings"]) == (200, [])
+    store = open_store(f"file://{home / 'store'}")
+    assert len(store.list("outcomes/by-wound/")) == 2 and len(_outcomes(store)) == 2
+    audit = [r for r in open_audit_log(f"sqlite://{home / 'woundcare.db'}").records() if r.action == "outcome.report"]
+    assert [r.details["earlier"] for r in audit] == [0, 1]
 
 
 def test_an_outcomes_wound_key_forgives_surrounding_spaces_as_a_predictions_does(shadow_only):
@@ -456,7 +482,7 @@ def test_an_outcome_is_never_stored_without_its_audit_record(shadow_only, monkey
     failed, retried = _post(app, "/v1/outcomes", outcome), _post(app, "/v1/outcomes", outcome)
     # Then the failed report stored nothing, and the retry stored the outcome with its one audit record
     assert failed.status_code == 500 and (retried.status_code, retried.json_body["recorded"]) == (201, True)
-    stored = open_store(f"file://{home / 'store'}").list("outcomes/")
+    stored = _outcomes(open_store(f"file://{home / 'store'}"))
     records = [r for r in open_audit_log(f"sqlite://{home / 'woundcare.db'}").records() if r.action == "outcome.report"]
     assert len(stored) == 1 and len(records) == 1
     assert records[0].details["request_id"] == retried.json_body["request_id"]
@@ -481,9 +507,30 @@ def test_a_report_whose_storing_failed_is_audited_and_its_retry_stored(shadow_on
     # Then both reports are audited and the retry's is the one stored
     assert failed.status_code == 500 and retried.status_code == 201
     records = [r for r in open_audit_log(f"sqlite://{home / 'woundcare.db'}").records() if r.action == "outcome.report"]
-    assert [r.details["object_key"] for r in records] == calls and len(set(calls)) == 1
+    outcome_puts = [key for key in calls if not key.startswith("outcomes/by-wound/")]
+    assert [r.details["object_key"] for r in records] == outcome_puts and len(set(outcome_puts)) == 1
     stored = open_store(f"file://{home / 'store'}").get_json(calls[0])
     assert stored["request_id"] == retried.json_body["request_id"] == records[1].details["request_id"]
+
+
+def test_a_report_stored_but_not_indexed_by_wound_is_indexed_by_its_retry(shadow_only, monkeypatch):
+    # Given an object store that fails once on the per-wound index, after the outcome itself was stored
+    app, home, _ = shadow_only
+    store = serving.get_server().store
+    put_if_absent, failed_once = store.put_if_absent, []
+
+    def failing_on_the_index(key, data):
+        if key.startswith("outcomes/by-wound/") and not failed_once:
+            failed_once.append(key)
+            raise OSError("store unavailable")
+        return put_if_absent(key, data)
+
+    monkeypatch.setattr(store, "put_if_absent", failing_on_the_index)
+    outcome = {"client_key": "ehr-47", "wound_key": "w-47", "end_reason": "healed", "end_date": "2026-01-22"}
+    failed, retried = _post(app, "/v1/outcomes", outcome), _post(app, "/v1/outcomes", outcome)
+    # Then the retry answers the stored outcome and the wound's index names it
+    assert failed.status_code == 500 and (retried.status_code, retried.json_body["recorded"]) == (200, False)
+    assert open_store(f"file://{home / 'store'}").list("outcomes/by-wound/") == failed_once
 
 
 @pytest.mark.parametrize(

@@ -582,9 +582,13 @@ class Server:
     def _outcome(self, request: dict[str, Any], request_id: str, actor: str) -> Reply:
         """Each first report is audited ("outcome.report") before it is stored, so no outcome is ever kept without
         its audit record: a failure in between, or two first reports racing, leaves an extra record of a report
-        that was not stored (its request_id is not the stored outcome's), never a gap."""
+        that was not stored (its request_id is not the stored outcome's), never a gap.
+
+        A wound may be reported again under another client key (a correction, or a later end): the latest report
+        is its outcome, and the answer warns how many earlier reports the wound has (`wound_already_reported`)."""
         outcome = parse_outcome(request)
-        key = f"outcomes/{hashlib.sha256(outcome['client_key'].encode()).hexdigest()}.json"
+        key = f"outcomes/{_digest(outcome['client_key'])}.json"
+        reports = f"outcomes/by-wound/{_digest(outcome['wound_key'])}/"  # one entry per report of the wound
         record = {
             **outcome,
             "recorded_at": dt.datetime.now(dt.UTC).isoformat(),
@@ -592,16 +596,19 @@ class Server:
             "recorded_by": actor,
         }
         if not self.store.exists(key):  # a retry of a recorded outcome is answered below, with no new record
+            earlier = len(self.store.list(reports))
             self.audit.append(
                 actor,
                 "outcome.report",
                 outcome["wound_key"],
                 "wound end reported by the EHR",
-                {"end_reason": outcome["end_reason"], "object_key": key, "request_id": request_id},
+                {"end_reason": outcome["end_reason"], "object_key": key, "request_id": request_id, "earlier": earlier},
             )
             if self.store.put_if_absent(key, json.dumps(record, sort_keys=True, indent=2).encode()):
+                self.store.put_if_absent(reports + _digest(outcome["client_key"]), key.encode())
                 metrics.add_metric(name="OutcomesRecorded", unit=MetricUnit.Count, value=1)
-                return Reply(201, {"api_version": API_VERSION, "recorded": True, "outcome": record})
+                body = {"recorded": True, "outcome": record, "warnings": _reported_before(earlier)}
+                return Reply(201, {"api_version": API_VERSION, **body})
         first = self.store.get_json(key)
         if any(first[name] != outcome[name] for name in OUTCOME_FIELDS):
             raise ApiError(
@@ -610,7 +617,8 @@ class Server:
                 "this client_key was used for a different outcome",
                 [_finding("conflict", "client_key", "already recorded with other values")],
             )
-        return Reply(200, {"api_version": API_VERSION, "recorded": False, "outcome": first})
+        self.store.put_if_absent(reports + _digest(outcome["client_key"]), key.encode())  # if the first stopped short
+        return Reply(200, {"api_version": API_VERSION, "recorded": False, "outcome": first, "warnings": []})
 
     def _describe(self, model: LoadedModel | None) -> dict[str, Any] | None:
         if model is None:
@@ -626,6 +634,18 @@ class Server:
             "metrics": record.metrics.get("candidate") or {},
             "model_card": cards,
         }
+
+
+def _digest(text: str) -> str:
+    """The store's name for a caller's key: fixed length, safe in any path, and no PHI in object keys."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _reported_before(earlier: int) -> list[dict[str, str]]:
+    if not earlier:
+        return []
+    message = f"{earlier} earlier report(s) of this wound under other client keys: the latest report is its outcome"
+    return [_finding("wound_already_reported", "wound_key", message)]
 
 
 def parse_outcome(request: Mapping[str, Any]) -> dict[str, str]:
