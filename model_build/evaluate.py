@@ -284,7 +284,8 @@ def group_metrics(
 def evaluate_predictions(
     test: Landmarks, predictions: Predictions, train_time, train_event, tau: float = TWELVE_WEEKS_DAYS
 ) -> dict[str, Any]:
-    """All metrics overall (with calibration deciles) and per wound type, care setting, sex and age band (JSON-able).
+    """All metrics overall (with calibration deciles) and per wound type, care setting, sex, age band and visit
+    (`first`: the prediction at presentation, or `later`), JSON-able.
 
     `train_time`/`train_event` are the training rows of the same landmark selection (they give G for IPCW);
     Uno's C and the integrated Brier score stop at `tau` (12 weeks: by then about two thirds of the landmarks
@@ -297,6 +298,7 @@ def evaluate_predictions(
     )
     groups = {name: test.X[name] for name in ("wound_type", "care_setting", "sex")}
     groups["age_band"] = age_band(test.X["age_years"])
+    groups["visit"] = pd.Series(np.where(first_visits(test), "first", "later"), index=test.X.index)
     by = {
         name: {str(level): metric(np.flatnonzero((values == level).to_numpy())) for level in _levels(values)}
         for name, values in groups.items()

@@ -104,6 +104,7 @@ def test_clean_extract_registers_a_shadow_model_with_lineage_run_record_and_audi
     assert (model.status, model.run_id, model.dataset_version) == (SHADOW, run_id, snapshot["dataset_version"])
     assert model.parameters["max_iter"] == 20 and model.code_version
     assert model.metrics["candidate"]["harrell_c"] > 0.6
+    assert 0.5 < model.metrics["candidate"]["harrell_c_first_visit"] < 1.0  # the prediction at presentation
     # And its artifacts are in the store: native bundle, model, card data, drift reference profile
     for key in ("native_bundle", "native_model", "model", "model_card_data", "reference_profile", "evaluation"):
         assert store.exists(model.artifacts[key]), key

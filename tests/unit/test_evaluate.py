@@ -279,7 +279,13 @@ def test_evaluate_predictions_reports_every_subgroup_and_none_for_tiny_ones_as_j
     overall = report["overall"]
     assert overall["n"] == len(rows.event) and overall["harrell_c"] > 0.9
     assert len(overall["calibration"]) == 10
-    assert set(report["by"]) == {"wound_type", "care_setting", "sex", "age_band"}
+    assert set(report["by"]) == {"wound_type", "care_setting", "sex", "age_band", "visit"}
+    first = int(first_visits(rows).sum())
+    assert 0 < first < len(rows.event)
+    assert (report["by"]["visit"]["first"]["n"], report["by"]["visit"]["later"]["n"]) == (
+        first,
+        len(rows.event) - first,
+    )
     rare = report["by"]["wound_type"]["skin_tear"]
     assert rare["n"] == 10 and rare["harrell_c"] is None and rare["ibs"] is None
     assert report["by"]["age_band"]["<65"]["uno_c"] is not None

@@ -698,8 +698,12 @@ HEADLINE = ("harrell_c", "uno_c", "auc_12w", "ibs", "calibration_mace", "mae_wee
 
 
 def headline(evaluation: Mapping[str, Any]) -> dict[str, float | None]:
-    """The overall metrics a person compares first (None where they could not be computed)."""
-    return _finite({name: evaluation["overall"].get(name) for name in HEADLINE})
+    """The overall metrics a person compares first, and the C-index at first visits, the prediction at presentation
+    (None where they could not be computed)."""
+    first_visit = evaluation["by"].get("visit", {}).get("first", {}).get("harrell_c")
+    return _finite(
+        {**{name: evaluation["overall"].get(name) for name in HEADLINE}, "harrell_c_first_visit": first_visit}
+    )
 
 
 def _finite(value: Any) -> Any:
@@ -729,8 +733,8 @@ def gate_reasons(
     """Every gate the candidate fails, in words; empty means it may be registered.
 
     Absolute floors on the overall metrics; then, with a champion scored on the same test set, a C-index no
-    worse than the champion's beyond a tolerance, and no subgroup (wound type, care setting, sex, age band)
-    whose C-index falls below the champion's on that subgroup beyond a tolerance.
+    worse than the champion's beyond a tolerance, and no subgroup (wound type, care setting, sex, age band, first
+    or later visit) whose C-index falls below the champion's on that subgroup beyond a tolerance.
     """
     overall = candidate["overall"]
     c_index, ibs, auc = overall.get("harrell_c"), overall.get("ibs"), overall.get("auc_12w")
