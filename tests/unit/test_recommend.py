@@ -83,10 +83,23 @@ def test_compression_with_abi_between_half_and_0_8_is_kept_with_a_caveat():
     assert out["recommended"].find("compression") >= 0  # the fake scorer favours compression most
 
 
-def test_compression_without_abi_on_record_for_a_leg_wound_is_excluded():
+def test_starting_compression_without_abi_on_record_for_a_leg_wound_is_excluded():
     out = options(wound_row(ankle_brachial_index=None))
     assert "compression-no-abi-lower-extremity" in rule_ids(out["excluded"])
     assert "compression" not in out["recommended"]
+    unknown = options(wound_row(ankle_brachial_index=None, compression=None))
+    assert "compression-no-abi-lower-extremity-plan-unknown" in rule_ids(unknown["excluded"])
+    assert not any(o["plan"]["compression"] for o in unknown["options"])
+
+
+def test_compression_in_force_without_abi_on_record_is_kept_with_a_caveat_not_advised_against():
+    # Given a leg ulcer already under compression, its ABI not on record
+    out = options(wound_row(ankle_brachial_index=None, compression=1.0), max_options=None)
+    # Then compression plans stay, each with "record the ABI", and the current plan is not contraindicated
+    compressed = [o for o in out["options"] if o["plan"]["compression"]]
+    assert compressed and all("compression-no-abi-in-force" in rule_ids([o]) for o in compressed)
+    assert not out["excluded"] and out["current"]["contraindications"] == []
+    assert "compression" in out["recommended"]  # the fake scorer favours compression most
 
 
 def test_npwt_is_excluded_with_eschar_and_caveated_with_anticoagulants():
