@@ -17,7 +17,7 @@ import pandas as pd
 
 from model_build.extract import RawTable, read_extract
 from model_build.rules import ISO_DATE as _ISO_DATE
-from model_build.rules import SafetyThresholds, latest_date_anywhere
+from model_build.rules import SafetyThresholds, column_message, latest_date_anywhere, row_messages
 from model_build.schema import (
     CONTRACT_VERSION,
     LOWER_EXTREMITY_LOCATIONS,
@@ -30,6 +30,15 @@ from model_build.schema import (
 )
 
 _TRUE, _FALSE = ("true", "1"), ("false", "0")
+# Messages of rules only a table can break (a request holds one patient and one wound; see rules.row_messages).
+_TABLE_ONLY_MESSAGES = {
+    ("duplicate_key", "patient_key"): "patient_key is not unique",
+    ("duplicate_key", "wound_key"): "wound_key is not unique",
+    ("orphan", "patient_key"): "patient_key does not exist in patients",
+    ("orphan", "wound_key"): "wound_key does not exist in wounds",
+    ("parent_quarantined", "patient_key"): "its row in patients is quarantined",
+    ("parent_quarantined", "wound_key"): "its row in wounds is quarantined",
+}
 
 
 @dataclass
@@ -60,10 +69,13 @@ class ValidationResult:
 class _Findings:
     """Collects rule hits as (table, row positions, rule, field, message) without touching row values."""
 
-    def __init__(self) -> None:
+    def __init__(self, messages: dict[tuple[str, str], str]) -> None:
+        self.messages = messages
         self.parts: list[pd.DataFrame] = []
 
-    def add(self, table: str, rows: pd.Index | np.ndarray, rule: str, field: str, message: str) -> None:
+    def add(self, table: str, rows: pd.Index | np.ndarray, rule: str, field: str, message: str | None = None) -> None:
+        """Hits of `rule` on `field`; the message defaults to the message table's entry for (rule, field)."""
+        message = message or self.messages[(rule, field)]
         rows = np.asarray(rows)
         if rows.size:
             self.parts.append(
@@ -94,7 +106,8 @@ def validate_tables(
     """Validate text tables as read by `read_extract` (the extract date defaults to `latest_date_anywhere()`)."""
     thresholds = thresholds or SafetyThresholds()
     extract_date = extract_date or latest_date_anywhere()
-    errors, warnings = _Findings(), _Findings()
+    messages = row_messages(thresholds) | _TABLE_ONLY_MESSAGES
+    errors, warnings = _Findings(messages), _Findings(messages)
     typed = {name: _parse_table(raw[name].frame, TABLES[name], errors) for name in TABLE_ORDER}
     for name in TABLE_ORDER:
         _duplicate_keys(typed[name], TABLES[name], errors)
@@ -120,30 +133,25 @@ def _parse_column(text: pd.Series, column: Column, table: str, errors: _Findings
         cells = cells.str.strip()
     present = cells != ""
     if column.required:
-        errors.add(table, cells.index[~present], "missing_required", column.name, f"{column.name} is required")
+        errors.add(
+            table, cells.index[~present], "missing_required", column.name, column_message("missing_required", column)
+        )
     if column.kind == "key":
         return cells.where(present, None)
     if column.kind == "enum":
         ok = cells.isin(column.values)
-        allowed = ", ".join(column.values)
-        errors.add(
-            table,
-            cells.index[present & ~ok],
-            "bad_enum",
-            column.name,
-            f"{column.name} must be one of: {allowed}",
-        )
+        errors.add(table, cells.index[present & ~ok], "bad_enum", column.name, column_message("bad_enum", column))
         return cells.where(present & ok, None)
     if column.kind == "bool":
         lowered = cells.str.lower()
         ok = lowered.isin(_TRUE + _FALSE)
-        errors.add(table, cells.index[present & ~ok], "bad_type", column.name, f"{column.name} must be true or false")
+        errors.add(table, cells.index[present & ~ok], "bad_type", column.name, column_message("bad_type", column))
         return lowered.isin(_TRUE).astype("boolean").where(present & ok, pd.NA)
     if column.kind == "date":
         well_formed = cells.str.match(_ISO_DATE)
         values = pd.to_datetime(cells.where(well_formed, None), format="%Y-%m-%d", errors="coerce")
         bad = present & values.isna()
-        errors.add(table, cells.index[bad], "bad_type", column.name, f"{column.name} must be a date YYYY-MM-DD")
+        errors.add(table, cells.index[bad], "bad_type", column.name, column_message("bad_type", column))
         return values
     return _parse_number(cells, present, column, table, errors)
 
@@ -153,19 +161,10 @@ def _parse_number(cells: pd.Series, present: pd.Series, column: Column, table: s
     not_a_number = present & values.isna()
     if column.kind == "int":
         not_a_number |= present & np.isfinite(values) & (values != np.round(values))
-        kind_word = "a whole number"
-    else:
-        kind_word = "a number"
-    errors.add(table, cells.index[not_a_number], "bad_type", column.name, f"{column.name} must be {kind_word}")
+    errors.add(table, cells.index[not_a_number], "bad_type", column.name, column_message("bad_type", column))
     values = values.where(~not_a_number)
     out_of_range = values.notna() & ~values.between(column.low, column.high)
-    errors.add(
-        table,
-        cells.index[out_of_range],
-        "out_of_range",
-        column.name,
-        f"{column.name} must be between {column.low:g} and {column.high:g}",
-    )
+    errors.add(table, cells.index[out_of_range], "out_of_range", column.name, column_message("out_of_range", column))
     values = values.where(~out_of_range)
     return values.round().astype("Int64") if column.kind == "int" else values
 
@@ -177,7 +176,7 @@ def _duplicate_keys(frame: pd.DataFrame, table: Table, errors: _Findings) -> Non
     """Every row sharing a key is quarantined: which one is right cannot be known."""
     keys = frame[table.key]
     dup = keys.notna() & keys.duplicated(keep=False)
-    errors.add(table.name, frame.index[dup], "duplicate_key", table.key, f"{table.key} is not unique")
+    errors.add(table.name, frame.index[dup], "duplicate_key", table.key)
 
 
 def _wound_rules(wounds: pd.DataFrame, extract_date: pd.Timestamp, errors: _Findings) -> None:
@@ -186,42 +185,12 @@ def _wound_rules(wounds: pd.DataFrame, extract_date: pd.Timestamp, errors: _Find
     is_dfu = wounds["wound_type"] == "diabetic_foot_ulcer"
     typed = wounds["wound_type"].notna()
     stage, grade = wounds["pi_stage"].notna(), wounds["wagner_grade"].notna()
-    errors.add(
-        "wounds",
-        wounds.index[is_pi & ~stage],
-        "missing_required",
-        "pi_stage",
-        "pi_stage is required for a pressure_injury",
-    )
-    errors.add(
-        "wounds",
-        wounds.index[typed & ~is_pi & stage],
-        "not_applicable",
-        "pi_stage",
-        "pi_stage is only allowed for a pressure_injury",
-    )
-    errors.add(
-        "wounds",
-        wounds.index[is_dfu & ~grade],
-        "missing_required",
-        "wagner_grade",
-        "wagner_grade is required for a diabetic_foot_ulcer",
-    )
-    errors.add(
-        "wounds",
-        wounds.index[typed & ~is_dfu & grade],
-        "not_applicable",
-        "wagner_grade",
-        "wagner_grade is only allowed for a diabetic_foot_ulcer",
-    )
+    errors.add("wounds", wounds.index[is_pi & ~stage], "missing_required", "pi_stage")
+    errors.add("wounds", wounds.index[typed & ~is_pi & stage], "not_applicable", "pi_stage")
+    errors.add("wounds", wounds.index[is_dfu & ~grade], "missing_required", "wagner_grade")
+    errors.add("wounds", wounds.index[typed & ~is_dfu & grade], "not_applicable", "wagner_grade")
     late = wounds["end_date"] > extract_date
-    errors.add(
-        "wounds",
-        wounds.index[late],
-        "end_after_extract_date",
-        "end_date",
-        "end_date must not be after the extract date",
-    )
+    errors.add("wounds", wounds.index[late], "end_after_extract_date", "end_date")
 
 
 def _assessment_rules(
@@ -238,86 +207,36 @@ def _assessment_rules(
     length, width = a["length_cm"], a["width_cm"]
     closed = (length == 0) & (width == 0)
     one_zero = ((length == 0) | (width == 0)) & ~closed
-    errors.add(
-        "assessments",
-        a.index[one_zero],
-        "zero_dimension_open",
-        "length_cm",
-        "length_cm and width_cm may be 0 only together, for a closed wound",
-    )
+    errors.add("assessments", a.index[one_zero], "zero_dimension_open", "length_cm")
 
     depth_optional = wound["pi_stage"].isin(PI_STAGES_WITHOUT_DEPTH).to_numpy()
     wound_known = wound["wound_type"].notna().to_numpy()
     no_depth = a["depth_cm"].isna().to_numpy() & ~depth_optional & wound_known
-    errors.add(
-        "assessments",
-        a.index[no_depth],
-        "missing_required",
-        "depth_cm",
-        "depth_cm is required unless pi_stage is 1, deep_tissue or unstageable",
-    )
+    errors.add("assessments", a.index[no_depth], "missing_required", "depth_cm")
 
     too_big = a["area_cm2"] > length * width * (1 + limits.area_tolerance) + 1e-9
-    errors.add(
-        "assessments",
-        a.index[too_big],
-        "area_exceeds_dimensions",
-        "area_cm2",
-        f"area_cm2 must not exceed length x width by more than {limits.area_tolerance:.0%}",
-    )
+    errors.add("assessments", a.index[too_big], "area_exceeds_dimensions", "area_cm2")
 
     tissue_sum = a[list(TISSUE_PCT_COLUMNS)].sum(axis=1, min_count=len(TISSUE_PCT_COLUMNS))
     off = tissue_sum.notna() & ~tissue_sum.between(limits.tissue_sum_low, limits.tissue_sum_high) & ~closed
-    errors.add(
-        "assessments",
-        a.index[off],
-        "tissue_sum",
-        "granulation_pct",
-        f"tissue percentages must add up to {limits.tissue_sum_low:g}-{limits.tissue_sum_high:g}",
-    )
+    errors.add("assessments", a.index[off], "tissue_sum", "granulation_pct")
 
     bmi_calc = a["weight_kg"] / (a["height_cm"] / 100) ** 2
     mismatch = (a["bmi"] - bmi_calc).abs() > limits.bmi_tolerance
-    errors.add(
-        "assessments",
-        a.index[mismatch],
-        "bmi_mismatch",
-        "bmi",
-        f"bmi must agree with weight_kg and height_cm within {limits.bmi_tolerance:g}",
-    )
+    errors.add("assessments", a.index[mismatch], "bmi_mismatch", "bmi")
 
     visit = a["wound_key"].notna() & a["assessed_on"].notna()
     same_day = visit & a.duplicated(["wound_key", "assessed_on"], keep=False)
-    errors.add(
-        "assessments", a.index[same_day], "duplicate_visit_day", "assessed_on", "a wound has two assessments on one day"
-    )
-    warnings.add(
-        "assessments",
-        a.index[a["assessed_on"] > extract_date],
-        "assessed_after_extract_date",
-        "assessed_on",
-        "assessed_on is after the extract date (likely a data-entry error)",
-    )
+    errors.add("assessments", a.index[same_day], "duplicate_visit_day", "assessed_on")
+    warnings.add("assessments", a.index[a["assessed_on"] > extract_date], "assessed_after_extract_date", "assessed_on")
 
     healed_by_then = (wound["end_reason"] == "healed").to_numpy() & ~(wound["end_date"] > a["assessed_on"]).to_numpy()
     not_healed = closed & wound_known & ~healed_by_then
-    errors.add(
-        "assessments",
-        a.index[not_healed],
-        "closed_but_not_healed",
-        "length_cm",
-        "a closed wound (length = width = 0) whose wound is not healed on that date",
-    )
+    errors.add("assessments", a.index[not_healed], "closed_but_not_healed", "length_cm")
 
     _compression_rules(a, wound, limits, errors, warnings)
     npwt_eschar = (a["npwt"] == True) & (a["eschar_pct"] > 0)  # noqa: E712 (nullable boolean)
-    warnings.add(
-        "assessments",
-        a.index[npwt_eschar.fillna(False)],
-        "npwt_with_eschar",
-        "npwt",
-        "NPWT with necrotic eschar present (listed contraindication)",
-    )
+    warnings.add("assessments", a.index[npwt_eschar.fillna(False)], "npwt_with_eschar", "npwt")
 
 
 def _compression_rules(
@@ -334,27 +253,9 @@ def _compression_rules(
         compression
         & latest_abi.between(limits.abi_contraindicated_below, limits.abi_reduced_below, inclusive="left").to_numpy()
     )
-    errors.add(
-        "assessments",
-        a.index[contraindicated],
-        "compression_contraindicated",
-        "compression",
-        f"compression with ankle_brachial_index below {limits.abi_contraindicated_below:g}",
-    )
-    warnings.add(
-        "assessments",
-        a.index[no_abi & lower_limb],
-        "compression_without_abi",
-        "compression",
-        "compression on a lower-extremity wound with no ankle_brachial_index on record",
-    )
-    warnings.add(
-        "assessments",
-        a.index[reduced],
-        "compression_reduced_abi",
-        "compression",
-        f"compression with ankle_brachial_index below {limits.abi_reduced_below:g} (reduced compression)",
-    )
+    errors.add("assessments", a.index[contraindicated], "compression_contraindicated", "compression")
+    warnings.add("assessments", a.index[no_abi & lower_limb], "compression_without_abi", "compression")
+    warnings.add("assessments", a.index[reduced], "compression_reduced_abi", "compression")
 
 
 def _wound_fields(assessments: pd.DataFrame, wounds: pd.DataFrame) -> pd.DataFrame:
@@ -371,20 +272,8 @@ def _wound_vs_assessments(wounds: pd.DataFrame, assessments: pd.DataFrame, error
     first_visit = first.reindex(wounds["wound_key"].to_numpy()).to_numpy()
     onset_late = (wounds["onset_date"].to_numpy() > first_visit) & wounds["onset_date"].notna().to_numpy()
     end_early = (wounds["end_date"].to_numpy() < first_visit) & wounds["end_date"].notna().to_numpy()
-    errors.add(
-        "wounds",
-        wounds.index[onset_late],
-        "onset_after_first_assessment",
-        "onset_date",
-        "onset_date must not be after the first assessment",
-    )
-    errors.add(
-        "wounds",
-        wounds.index[end_early],
-        "end_before_first_assessment",
-        "end_date",
-        "end_date must not be before the first assessment",
-    )
+    errors.add("wounds", wounds.index[onset_late], "onset_after_first_assessment", "onset_date")
+    errors.add("wounds", wounds.index[end_early], "end_before_first_assessment", "end_date")
 
 
 def _cascade(typed: dict[str, pd.DataFrame], errors: _Findings) -> None:
@@ -397,20 +286,8 @@ def _cascade(typed: dict[str, pd.DataFrame], errors: _Findings) -> None:
         bad_parents = parent.loc[errors.rows(table.parent), parent_key].dropna()
         fk = typed[child][table.parent_key]
         known = fk.isin(parent[parent_key].dropna())
-        errors.add(
-            child,
-            fk.index[fk.notna() & ~known],
-            "orphan",
-            table.parent_key,
-            f"{table.parent_key} does not exist in {table.parent}",
-        )
-        errors.add(
-            child,
-            fk.index[fk.isin(bad_parents)],
-            "parent_quarantined",
-            table.parent_key,
-            f"its row in {table.parent} is quarantined",
-        )
+        errors.add(child, fk.index[fk.notna() & ~known], "orphan", table.parent_key)
+        errors.add(child, fk.index[fk.isin(bad_parents)], "parent_quarantined", table.parent_key)
 
 
 # --- output -----------------------------------------------------------------------------------------------
