@@ -1,12 +1,14 @@
 """The precision the API states its numbers to: what a clinician reads, not a float's seventeen digits.
 
-Computation keeps full precision (features, ranking, captures); each part of the answer rounds its numbers once,
-where it is built. A rounded value is the double nearest its decimal, so JSON writes it short.
+Computation keeps full precision (features, ranking, the captured feature vector); each part of the answer rounds
+its numbers once, where it is built, and the capture records the answer's numbers as stated. A rounded value is the
+double nearest its decimal, so JSON writes it short.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import overload
 
 PROBABILITY = 3  # 0.1 percentage point; a probability strictly between 0 and 1 never shows as 0 or 1
 WEEKS = 1
@@ -18,12 +20,24 @@ SCORE = 3  # the progress score, in standardised units
 USD = 2
 
 
+def statement() -> str:
+    """The precision in words, for the API's documents."""
+    return (
+        f"weeks to {10.0**-WEEKS:g}, areas to {10.0**-AREA_CM2:g} cm², probabilities to {10.0**-PROBABILITY:g} "
+        f"(never 0 or 1 unless exact), USD to {10.0**-USD:g}, progress scores to {10.0**-SCORE:g}; counts are "
+        "integers"
+    )
+
+
+@overload
+def rounded(value: float, decimals: int) -> float: ...
+@overload
+def rounded(value: None, decimals: int) -> None: ...
+@overload
+def rounded(value: float | None, decimals: int) -> float | None: ...
 def rounded(value: float | None, decimals: int) -> float | None:
     """`value` to `decimals` places; None stays None."""
-    if value is None:
-        return None
-    scale = 10.0**decimals
-    return round(value * scale) / scale
+    return None if value is None else rounded_all((value,), decimals)[0]
 
 
 def rounded_all(values: Iterable[float], decimals: int) -> list[float]:
@@ -32,13 +46,20 @@ def rounded_all(values: Iterable[float], decimals: int) -> list[float]:
     return [round(value * scale) / scale for value in values]
 
 
-def probability(value: float | None) -> float | None:
-    """A probability to PROBABILITY decimals, never rounded to certainty (None stays None)."""
-    return None if value is None else probabilities((value,))[0]
+def complement(p: float) -> float:
+    """1 - p, a probability, as the answer shows it: see `complements`."""
+    return complements((p,))[0]
 
 
-def probabilities(values: Iterable[float]) -> list[float]:
-    """Probabilities to PROBABILITY decimals; one strictly between 0 and 1 is shown within [0.001, 0.999]: a model
-    is never certain, and a clinician reads 1.0 as certainty."""
+def complements(values: Iterable[float]) -> list[float]:
+    """1 - p for each probability p (P(healed) from P(still open)), to PROBABILITY decimals and never shown as
+    certain unless p is exactly 0 or 1: within [0.001, 0.999] otherwise. Computed from p, because 1 - p is already
+    1.0 in floating point for p below 1e-16."""
     scale = 10**PROBABILITY
-    return [min(max(round(p * scale), 1), scale - 1) / scale if 0.0 < p < 1.0 else p for p in values]
+    return [_complement(p, scale) for p in values]
+
+
+def _complement(p: float, scale: int) -> float:
+    if 0.0 < p < 1.0:
+        return min(max(round((1.0 - p) * scale), 1), scale - 1) / scale
+    return 1.0 if p <= 0.0 else 0.0 if p >= 1.0 else p  # a NaN stays NaN: never shown as a number

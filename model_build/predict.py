@@ -21,6 +21,8 @@ from model_build.trajectory import Summarise, summarise_curves, trajectory
 
 # Ends after which a wound can no longer heal under care: no prediction, the status says why.
 FINAL_ENDS = ("healed", "died", "amputated")
+# Ends of the course of care here, the wound perhaps still open elsewhere: predicted from its last visit.
+CARE_ENDS = ("discharged", "transferred")
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,9 @@ from typing import Any, NamedTuple
 from model_build.costs import CostCatalog, cost_per_healed, expected_cost, icer, weekly_cost
 from model_build.features import FEATURE_NAMES, TREATMENT_FEATURE_NAMES
 from model_build.plans import INTERVENTIONS, TREATMENT_COLUMNS, Plan, candidate_plans
-from model_build.precision import PROBABILITY, USD, WEEKS, probability, rounded
+from model_build.precision import PROBABILITY, USD, WEEKS, complement, rounded
 from model_build.schema import DEBRIDEMENTS, DRESSINGS
-from model_build.trajectory import DAYS_PER_WEEK, CurveQuery, CurveSummary, Summarise, summarise_curves
+from model_build.trajectory import DAYS_PER_WEEK, CurveQuery, CurveSummary, Summarise, shown_weeks, summarise_curves
 
 DEFAULT_RULES = resources.files("model_build") / "data" / "contraindications.json"
 OBJECTIVES = ("fastest", "cheapest", "cost_per_healed")
@@ -263,10 +263,10 @@ def _effect_caveat(caveat_id: str, reason: str) -> dict[str, str]:
 class _Outcome(NamedTuple):
     """What ranks a plan, from its curve's summary: survival at the horizon and at 84 days (12 weeks)."""
 
-    meets_floor: bool  # P(healed by 12 weeks) >= the caller's minimum
+    meets_floor: bool  # P(healed by 12 weeks), as shown, >= the caller's minimum
     restricted_mean_weeks: float
-    p_healed_12w: float
-    p_healed_by_horizon: float
+    open_12w: float  # P(still open at 12 weeks)
+    open_by_horizon: float
     weekly_cost_usd: float
     expected_cost_usd: float
     cost_per_healed_usd: float | None
@@ -275,48 +275,46 @@ class _Outcome(NamedTuple):
     @classmethod
     def of(cls, summary: CurveSummary, weekly: float, floor: float) -> _Outcome:
         open_at_horizon, open_at_12w = summary.survival
-        p_healed_12w, p_healed_by_horizon = 1.0 - open_at_12w, 1.0 - open_at_horizon
         weeks_open = summary.restricted_mean / DAYS_PER_WEEK
         expected = expected_cost(weekly, weeks_open)
         return cls(
-            p_healed_12w >= floor, weeks_open, p_healed_12w, p_healed_by_horizon, weekly, expected,
-            cost_per_healed(expected, p_healed_by_horizon), summary.quantiles,
+            complement(open_at_12w) >= floor, weeks_open, open_at_12w, open_at_horizon, weekly, expected,
+            cost_per_healed(expected, 1.0 - open_at_horizon), summary.quantiles,
         )  # fmt: skip
 
     def as_dict(self) -> dict[str, Any]:
-        """The plan's predicted healing (weeks, probabilities) and costs (USD) as the answer shows them."""
+        """The plan's predicted healing (weeks, probabilities) and costs (USD) as the answer shows them; the cost
+        per healed wound is that of the figures shown."""
         p10, median, p90 = self.quantile_days
+        p_healed_by_horizon, expected = complement(self.open_by_horizon), rounded(self.expected_cost_usd, USD)
         return {
-            "median_weeks": _weeks(median),
-            "healing_weeks_p10_p90": [_weeks(p10), _weeks(p90)],
+            "median_weeks": shown_weeks(median),
+            "healing_weeks_p10_p90": [shown_weeks(p10), shown_weeks(p90)],
             "restricted_mean_weeks": rounded(self.restricted_mean_weeks, WEEKS),
-            "p_healed_12w": probability(self.p_healed_12w),
-            "p_healed_by_horizon": probability(self.p_healed_by_horizon),
+            "p_healed_12w": complement(self.open_12w),
+            "p_healed_by_horizon": p_healed_by_horizon,
             "weekly_cost_usd": rounded(self.weekly_cost_usd, USD),
-            "expected_cost_usd": rounded(self.expected_cost_usd, USD),
-            "cost_per_healed_usd": rounded(self.cost_per_healed_usd, USD),
+            "expected_cost_usd": expected,
+            "cost_per_healed_usd": rounded(cost_per_healed(expected, p_healed_by_horizon), USD),
             "meets_min_p_healed_12w": self.meets_floor,
         }
 
 
-def _weeks(days: float | None) -> float | None:
-    return None if days is None else rounded(days / DAYS_PER_WEEK, WEEKS)
-
-
-def _versus(outcome: _Outcome, current: _Outcome | None) -> dict[str, Any] | None:
-    """Change against the current plan, from unrounded outcomes; effect = healed weeks gained within the horizon.
-    The ICER is stated only for a trade-off (dearer and faster, or cheaper and slower), as is the convention."""
+def _versus(option: Mapping[str, Any], current: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Change against the current plan, between the figures shown; effect = healed weeks gained within the horizon.
+    Dominance is judged on the figures shown, and the ICER stated only for a trade-off (dearer and faster, or
+    cheaper and slower), as is the convention."""
     if current is None:
         return None
-    d_cost = outcome.expected_cost_usd - current.expected_cost_usd
-    d_effect = current.restricted_mean_weeks - outcome.restricted_mean_weeks
-    dominance = _dominance(d_cost, d_effect)
+    d_cost = rounded(option["expected_cost_usd"] - current["expected_cost_usd"], USD)
+    gained = rounded(current["restricted_mean_weeks"] - option["restricted_mean_weeks"], WEEKS)
+    dominance = _dominance(d_cost, gained)
     return {
-        "restricted_mean_weeks": rounded(-d_effect, WEEKS),
-        "p_healed_12w": rounded(outcome.p_healed_12w - current.p_healed_12w, PROBABILITY),
-        "expected_cost_usd": rounded(d_cost, USD),
-        "healed_weeks_gained": rounded(d_effect, WEEKS),
-        "icer_usd_per_healed_week": rounded(icer(d_cost, d_effect), USD) if dominance is None else None,
+        "restricted_mean_weeks": rounded(option["restricted_mean_weeks"] - current["restricted_mean_weeks"], WEEKS),
+        "p_healed_12w": rounded(option["p_healed_12w"] - current["p_healed_12w"], PROBABILITY),
+        "expected_cost_usd": d_cost,
+        "healed_weeks_gained": gained,
+        "icer_usd_per_healed_week": rounded(icer(d_cost, gained), USD) if dominance is None else None,
         "dominance": dominance,
     }
 
@@ -405,11 +403,10 @@ def treatment_options(
             "caveats": caveats,
         }
 
-    current, current_outcome = None, None
+    current = None
     if current_plan is not None:
         current_exclusions, current_caveats = rules.screen(current_plan, row)
-        current_outcome = outcomes[to_score.index(current_plan)]
-        current = describe(current_plan, current_outcome, _dicts(current_caveats))
+        current = describe(current_plan, outcomes[to_score.index(current_plan)], _dicts(current_caveats))
         current["contraindications"] = _dicts(current_exclusions)
         current["in_candidate_plans"] = current_plan in candidates
     ranked = sorted(
@@ -419,7 +416,7 @@ def treatment_options(
     options = []
     for rank, (plan, caveats, outcome) in enumerate(ranked[:max_options], start=1):
         option = describe(plan, outcome, _dicts(caveats))
-        option["vs_current"] = _versus(outcome, current_outcome)
+        option["vs_current"] = _versus(option, current)
         option["rank"] = rank
         options.append(option)
     recommended = ranked[0][0].plan_id if ranked and ranked[0][2].meets_floor else None
@@ -457,15 +454,15 @@ def _ranking(objective: str) -> Callable[[tuple[Plan, Any, _Outcome]], tuple]:
     objective, then the plan id."""
     if objective == "fastest":
         return lambda e: (
-            not e[2].meets_floor, e[2].restricted_mean_weeks, -e[2].p_healed_12w, e[2].expected_cost_usd, e[0].plan_id
+            not e[2].meets_floor, e[2].restricted_mean_weeks, e[2].open_12w, e[2].expected_cost_usd, e[0].plan_id
         )  # fmt: skip
     if objective == "cheapest":
         return lambda e: (
-            not e[2].meets_floor, e[2].expected_cost_usd, e[2].restricted_mean_weeks, -e[2].p_healed_12w, e[0].plan_id
+            not e[2].meets_floor, e[2].expected_cost_usd, e[2].restricted_mean_weeks, e[2].open_12w, e[0].plan_id
         )  # fmt: skip
     return lambda e: (
         not e[2].meets_floor, math.inf if e[2].cost_per_healed_usd is None else e[2].cost_per_healed_usd,
-        e[2].restricted_mean_weeks, -e[2].p_healed_12w, e[0].plan_id,
+        e[2].restricted_mean_weeks, e[2].open_12w, e[0].plan_id,
     )  # fmt: skip
 
 

@@ -18,10 +18,10 @@ ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
 EARLIEST_DATE, LATEST_DATE = dt.date(1677, 9, 22), dt.date(2262, 4, 11)
 
 
-def latest_date_anywhere() -> dt.date:
-    """Today in the time zone furthest ahead (UTC+14): the default extract date, so a clinic ahead of the server's
-    clock (Guam is UTC+10) is never told that its own today lies in the future."""
-    return (dt.datetime.now(dt.UTC) + dt.timedelta(hours=14)).date()
+def latest_date_anywhere(now: dt.datetime | None = None) -> dt.date:
+    """Today (at `now`, default the clock's) in the time zone furthest ahead, UTC+14: the default extract date, so
+    a clinic ahead of the server's clock (Guam is UTC+10) is never told that its own today lies in the future."""
+    return ((now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC) + dt.timedelta(hours=14)).date()
 
 
 _TYPE_WORDS = {

@@ -22,7 +22,7 @@ from itertools import accumulate
 from operator import mul, neg, sub, truediv
 from typing import NamedTuple
 
-from model_build.precision import AREA_CM2, WEEKS, probabilities, rounded, rounded_all
+from model_build.precision import AREA_CM2, WEEKS, complements, rounded, rounded_all
 
 DAYS_PER_WEEK = 7.0
 MILESTONE_WEEKS = (4, 8, 12, 24)
@@ -189,11 +189,11 @@ def trajectory(
     days = [week * DAYS_PER_WEEK for week in range(weeks + 1)]
     [summary] = summarise(edges, margins, (0.0,), CurveQuery(days, (BAND[0], 0.5, BAND[1]), 0.0))
     low_t, median, high_t = summary.quantiles
-    p_healed = probabilities([1.0 - s for s in summary.survival])
+    p_healed = complements(summary.survival)
     return {
         "horizon_weeks": weeks,
-        "median_weeks": _weeks(median),
-        "median_interval_weeks": [_weeks(low_t), _weeks(high_t)],
+        "median_weeks": shown_weeks(median),
+        "median_interval_weeks": [shown_weeks(low_t), shown_weeks(high_t)],
         "p_healed_by_week": {str(w): p_healed[w] for w in MILESTONE_WEEKS if w <= weeks},
         "weekly": {  # one value per week 0..horizon_weeks, as columns (a chart's series)
             "week": list(range(weeks + 1)),
@@ -205,6 +205,6 @@ def trajectory(
     }
 
 
-def _weeks(days: float | None) -> float | None:
-    """Days as weeks, at the precision the answer shows."""
+def shown_weeks(days: float | None) -> float | None:
+    """Days as weeks, at the precision the answer shows (None: beyond the horizon)."""
     return None if days is None else rounded(days / DAYS_PER_WEEK, WEEKS)

@@ -12,6 +12,8 @@ from typing import Any
 from model_build.derive import PUSH_TISSUE_SCORES
 from model_build.features import FEATURE_NAMES
 from model_build.plans import TREATMENT_COLUMNS
+from model_build.precision import statement as precision_statement
+from model_build.predict import FINAL_ENDS
 from model_build.recommend import OBJECTIVES
 from model_build.schema import ASSESSMENTS, PATIENTS, PI_STAGES_WITHOUT_DEPTH, WOUNDS, Column, Table
 from model_build.trajectory import MILESTONE_WEEKS
@@ -129,7 +131,7 @@ def _capture(options: dict[str, Any]) -> dict[str, Any]:
         "required": ["status", "median_weeks", "p_healed_by_week", "recommended", "progress_score"],
         "additionalProperties": False,
         "properties": {
-            "status": {"enum": ["open", "healed", "died", "amputated"]},
+            "status": {"enum": ["open", *FINAL_ENDS]},
             "median_weeks": {"type": ["number", "null"]},
             "p_healed_by_week": {"type": ["object", "null"], "additionalProperties": {"type": "number"}},
             "recommended": {"type": ["string", "null"]},
@@ -293,7 +295,7 @@ def _clinical() -> dict[str, dict[str, Any]]:
 
 def _requests() -> dict[str, dict[str, Any]]:
     """The request bodies: a wound history in the contract's field names, a prediction request, an outcome."""
-    history = {
+    history: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "required": ["patient", "wound", "assessments"],
@@ -408,6 +410,7 @@ def _answers() -> dict[str, dict[str, Any]]:
                 "api_version",
                 "wound_key",
                 "model",
+                "as_of",
                 "derived",
                 "warnings",
                 "clinical_output",
@@ -438,7 +441,7 @@ def _answers() -> dict[str, dict[str, Any]]:
         "ClinicalOutput": _object(
             {
                 "model_version": _of("string"),
-                "status": {"enum": ["open", "healed", "died", "amputated"]},
+                "status": {"enum": ["open", *FINAL_ENDS]},
                 "progress": _ref("Progress"),
                 "prediction": _ref("Trajectory"),
                 "options": _ref("TreatmentOptions"),
@@ -464,8 +467,8 @@ def _answers() -> dict[str, dict[str, Any]]:
                 ),
                 "warnings": _array(
                     _ref("Finding"),
-                    description="wound_already_reported: the wound has earlier reports under other client keys "
-                    "(the latest report is its outcome); empty on a retry",
+                    description="wound_already_reported: the wound has other reports under other client keys "
+                    "(its outcome is its latest report by recorded_at)",
                 ),
                 "request_id": {"type": "string"},
             },
@@ -551,8 +554,7 @@ def build_openapi() -> dict[str, Any]:
             "the contract requires only in some cases are nullable, their condition in their description.\n\n"
             "Every route needs a SigV4 (IAM) signature in AWS, where API Gateway answers 403 (missing or invalid "
             "signature) and 429 (throttled) itself, with a GatewayError body.\n\n"
-            "Numbers are stated to clinical precision: weeks to 0.1, areas to 0.01 cm², probabilities to 0.001 "
-            "(never 0 or 1 unless exact), USD to the cent, progress scores to 0.001; counts are integers.",
+            f"Numbers are stated to clinical precision: {precision_statement()}.",
         },
         "servers": [{"url": "/"}],
         "security": [{"sigv4": []}],

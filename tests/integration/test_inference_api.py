@@ -47,8 +47,9 @@ def _register(home: Path, bundle: Path, run_id: str, status: str = SHADOW) -> st
         "native_model": f"models/{version}/native/model.so",
         "model_card_data": f"models/{version}/card.json",
     }
+    metrics = {"candidate": {"harrell_c": 0.7123456789, "mae_weeks": 1.9923103, "ibs": None}}
     registry.register(run_id=run_id, created_by="test", dataset_version="ds-1", code_version="test",
-                      parameters={}, metrics={"candidate": {"harrell_c": 0.71}}, artifacts=artifacts,
+                      parameters={}, metrics=metrics, artifacts=artifacts,
                       status=SHADOW, reason="passed the quality gates")  # fmt: skip
     if status == PRODUCTION:
         registry.transition(version, SHADOW, PRODUCTION, "clinical-lead", "live evidence reviewed")
@@ -175,22 +176,38 @@ def test_a_horizon_beyond_the_models_is_capped_with_a_warning(production_and_sha
     assert not any(w["code"] == "horizon_capped" for w in within["warnings"])
 
 
-def _floats(value):
+# The decimals each kind of number is stated to, by the nearest key naming it (model_build/precision.py).
+DECIMALS = [("usd", 2), ("weeks", 1), ("cm2", 2), ("cm3", 3), ("p_healed", 3), ("progress", 3), ("percent", 1),
+            ("bmi", 1)]  # fmt: skip
+
+
+def _floats(value, keys=()):
+    """(the keys leading to it, value) for every float in a JSON value."""
     if isinstance(value, float):
-        yield value
-    elif isinstance(value, dict | list):
-        for item in value.values() if isinstance(value, dict) else value:
-            yield from _floats(item)
+        yield keys, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _floats(item, (*keys, key))
+    elif isinstance(value, list):
+        for item in value:
+            yield from _floats(item, keys)
+
+
+def _stated_decimals(keys) -> int:
+    return next(d for key in reversed(keys) for pattern, d in DECIMALS if pattern in key)
 
 
 def test_the_answer_states_its_numbers_at_clinical_precision_and_the_date_it_is_as_of(production_and_shadow, history):
     app, _, _, _ = production_and_shadow
     body = _post(app, "/v1/predictions", history).json_body
-    # Then week 0 is the latest assessment's date, and every computed number has at most 3 decimals
+    # Then week 0 is the latest assessment's date
     assert body["as_of"] == max(visit["assessed_on"] for visit in history["assessments"])
-    computed = [{k: v for k, v in row.items() if k != "area_cm2"} for row in body["derived"]]  # area: as given
-    numbers = list(_floats([body["clinical_output"], computed]))
-    assert len(numbers) > 300 and all(len(repr(x).partition(".")[2]) <= 3 for x in numbers)
+    # and every computed number has its kind's decimals at most (a derived area is as given)
+    computed = [{k: v for k, v in row.items() if k != "area_cm2"} for row in body["derived"]]
+    numbers = list(_floats({"clinical_output": body["clinical_output"], "derived": computed}))
+    assert len(numbers) > 300
+    for keys, number in numbers:
+        assert len(repr(number).partition(".")[2]) <= _stated_decimals(keys), keys
     # and counts are integers
     assert all(isinstance(v["push_total"], int) for v in body["clinical_output"]["progress"]["visits"])
 
@@ -202,11 +219,12 @@ def test_a_wound_whose_record_ends_it_gets_no_prediction_and_the_status_says_why
     # Given an open last visit, and the wound's record ending it that day
     app, home, production, _ = production_and_shadow
     wound = {**history["wound"], "end_reason": end_reason, "end_date": history["assessments"][-1]["assessed_on"]}
-    body = _post(app, "/v1/predictions", {**history, "wound": wound}).json_body
-    # Then the answer says how it ended, with progress and no healing prediction or options, and so does the capture
+    body = _post(app, "/v1/predictions", {**history, "wound": wound, "options": {"horizon_weeks": 104}}).json_body
+    # Then the answer says how it ended, with progress and no healing prediction, options or warnings about them,
+    # and so does the capture
     output = body["clinical_output"]
     assert output["status"] == end_reason and output["progress"]["visits"]
-    assert "prediction" not in output and "options" not in output
+    assert "prediction" not in output and "options" not in output and body["warnings"] == []
     assert _captures(home)[-1]["outputs"][production]["status"] == end_reason
 
 
@@ -219,6 +237,13 @@ def test_a_discharged_wound_is_predicted_from_its_last_visit_with_a_warning(prod
     (ended,) = [w for w in body["warnings"] if w["code"] == "course_ended"]
     assert ended["path"] == "wound.end_reason" and end_reason in ended["message"]
     assert not any(w["code"] == "course_ended" for w in _post(app, "/v1/predictions", history).json_body["warnings"])
+
+
+def test_a_discharged_wound_whose_prediction_is_withheld_gets_no_course_ended_warning(shadow_only, history):
+    app, _, _ = shadow_only
+    wound = {**history["wound"], "end_reason": "discharged", "end_date": history["assessments"][-1]["assessed_on"]}
+    body = _post(app, "/v1/predictions", {**history, "wound": wound}).json_body
+    assert body["clinical_output"] is None and not any(w["code"] == "course_ended" for w in body["warnings"])
 
 
 def test_the_capture_schema_refuses_a_record_with_a_patient_field_or_without_features(production_and_shadow, history):
@@ -237,7 +262,7 @@ def test_model_route_names_the_versions_their_metrics_and_the_model_card(product
         body = client.http.get("/v1/model").json_body
         health = client.http.get("/health").json_body
     assert body["production"]["version"] == production and body["shadow"]["version"] == shadow
-    assert body["production"]["metrics"] == {"harrell_c": 0.71}
+    assert body["production"]["metrics"] == {"harrell_c": 0.712, "mae_weeks": 2.0, "ibs": None}  # as stated
     assert body["production"]["model_card"]["model_card_data"].endswith(f"models/{production}/card.json")
     assert health["status"] == "ok" and health["models"] == {"production": production, "shadow": shadow}
 
@@ -420,13 +445,8 @@ def test_an_outcome_is_recorded_once_per_client_key_and_audited(shadow_only):
     assert (clash.status_code, clash.json_body["code"]) == (409, "client_key_reused")
     store = open_store(f"file://{home / 'store'}")
     audit = [r for r in open_audit_log(f"sqlite://{home / 'woundcare.db'}").records() if r.action == "outcome.report"]
-    assert len(_outcomes(store)) == 1 and len(audit) == 1 and audit[0].subject == "w-7"
+    assert len(store.list("outcomes/")) == 1 and len(audit) == 1 and audit[0].subject == "w-7"
     assert first.json_body["warnings"] == retry.json_body["warnings"] == []
-
-
-def _outcomes(store) -> list[str]:
-    """The stored outcome objects, one per client key (not the per-wound index)."""
-    return [key for key in store.list("outcomes/") if not key.startswith("outcomes/by-wound/")]
 
 
 def test_a_wound_reported_again_under_another_client_key_is_recorded_with_a_warning(shadow_only):
@@ -435,18 +455,17 @@ def test_a_wound_reported_again_under_another_client_key_is_recorded_with_a_warn
     healed = {"client_key": "ehr-50", "wound_key": "w-50", "end_reason": "healed", "end_date": "2026-01-20"}
     amputated = {**healed, "client_key": "ehr-51", "end_reason": "amputated", "end_date": "2026-02-03"}
     first, second, retry = (_post(app, "/v1/outcomes", o) for o in (healed, amputated, amputated))
-    # Then both are recorded; the second says the wound was reported before, and its retry adds nothing
+    # Then both are recorded; the second says the wound has another report, and so does its retry
     assert (first.status_code, first.json_body["warnings"]) == (201, [])
-    assert second.status_code == 201
+    assert second.status_code == 201 and retry.status_code == 200
     (warning,) = second.json_body["warnings"]
-    assert (warning["code"], warning["path"]) == ("wound_already_reported", "wound_key") and "1 earlier" in warning[
-        "message"
-    ]
-    assert (retry.status_code, retry.json_body["warnings"]) == (200, [])
+    assert (warning["code"], warning["path"]) == ("wound_already_reported", "wound_key")
+    assert "1 other" in warning["message"] and retry.json_body["warnings"] == second.json_body["warnings"]
+    # And the wound's index names both reports with when they were recorded
     store = open_store(f"file://{home / 'store'}")
-    assert len(store.list("outcomes/by-wound/")) == 2 and len(_outcomes(store)) == 2
-    audit = [r for r in open_audit_log(f"sqlite://{home / 'woundcare.db'}").records() if r.action == "outcome.report"]
-    assert [r.details["earlier"] for r in audit] == [0, 1]
+    entries = [store.get_json(key) for key in store.list("outcomes-by-wound/")]
+    recorded = {response.json_body["outcome"]["recorded_at"] for response in (first, second)}
+    assert {entry["recorded_at"] for entry in entries} == recorded and len(store.list("outcomes/")) == 2
 
 
 def test_an_outcomes_wound_key_forgives_surrounding_spaces_as_a_predictions_does(shadow_only):
@@ -482,7 +501,7 @@ def test_an_outcome_is_never_stored_without_its_audit_record(shadow_only, monkey
     failed, retried = _post(app, "/v1/outcomes", outcome), _post(app, "/v1/outcomes", outcome)
     # Then the failed report stored nothing, and the retry stored the outcome with its one audit record
     assert failed.status_code == 500 and (retried.status_code, retried.json_body["recorded"]) == (201, True)
-    stored = _outcomes(open_store(f"file://{home / 'store'}"))
+    stored = open_store(f"file://{home / 'store'}").list("outcomes/")
     records = [r for r in open_audit_log(f"sqlite://{home / 'woundcare.db'}").records() if r.action == "outcome.report"]
     assert len(stored) == 1 and len(records) == 1
     assert records[0].details["request_id"] == retried.json_body["request_id"]
@@ -507,7 +526,7 @@ def test_a_report_whose_storing_failed_is_audited_and_its_retry_stored(shadow_on
     # Then both reports are audited and the retry's is the one stored
     assert failed.status_code == 500 and retried.status_code == 201
     records = [r for r in open_audit_log(f"sqlite://{home / 'woundcare.db'}").records() if r.action == "outcome.report"]
-    outcome_puts = [key for key in calls if not key.startswith("outcomes/by-wound/")]
+    outcome_puts = [key for key in calls if key.startswith("outcomes/")]
     assert [r.details["object_key"] for r in records] == outcome_puts and len(set(outcome_puts)) == 1
     stored = open_store(f"file://{home / 'store'}").get_json(calls[0])
     assert stored["request_id"] == retried.json_body["request_id"] == records[1].details["request_id"]
@@ -520,7 +539,7 @@ def test_a_report_stored_but_not_indexed_by_wound_is_indexed_by_its_retry(shadow
     put_if_absent, failed_once = store.put_if_absent, []
 
     def failing_on_the_index(key, data):
-        if key.startswith("outcomes/by-wound/") and not failed_once:
+        if key.startswith("outcomes-by-wound/") and not failed_once:
             failed_once.append(key)
             raise OSError("store unavailable")
         return put_if_absent(key, data)
@@ -530,7 +549,7 @@ def test_a_report_stored_but_not_indexed_by_wound_is_indexed_by_its_retry(shadow
     failed, retried = _post(app, "/v1/outcomes", outcome), _post(app, "/v1/outcomes", outcome)
     # Then the retry answers the stored outcome and the wound's index names it
     assert failed.status_code == 500 and (retried.status_code, retried.json_body["recorded"]) == (200, False)
-    assert open_store(f"file://{home / 'store'}").list("outcomes/by-wound/") == failed_once
+    assert open_store(f"file://{home / 'store'}").list("outcomes-by-wound/") == failed_once
 
 
 @pytest.mark.parametrize(
@@ -545,9 +564,10 @@ def test_an_invalid_outcome_is_refused_with_the_field(shadow_only, change, path)
     assert response.status_code == 422 and path in [e["path"] for e in response.json_body["errors"]]
 
 
-def test_an_outcome_dated_today_where_it_is_latest_is_recorded_and_a_day_later_refused(shadow_only):
+def test_an_outcome_dated_today_where_it_is_latest_is_recorded_and_a_day_later_refused(shadow_only, monkeypatch):
     app, _, _ = shadow_only
-    latest = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=14)).date()  # a clinic at UTC+14 may report it today
+    latest = dt.date(2026, 3, 2)  # a clinic at UTC+14 may report it today, while it is 1 March at the server
+    monkeypatch.setattr(serving, "latest_date_anywhere", lambda: latest)
     outcome = {"client_key": "k-latest", "wound_key": "w-7", "end_reason": "healed", "end_date": latest.isoformat()}
     assert _post(app, "/v1/outcomes", outcome).status_code == 201
     later = {**outcome, "client_key": "k-later", "end_date": (latest + dt.timedelta(days=1)).isoformat()}

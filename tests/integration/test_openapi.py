@@ -4,12 +4,16 @@ requests (valid and invalid) and checks no 5xx, documented status codes and cont
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import re
 import socket
 import socketserver
 import threading
+import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -27,6 +31,7 @@ from woundcare_testing import wound_history
 
 from woundcare_shared import serving
 from woundcare_shared.cli import build_parser, local_server, main
+from woundcare_shared.observability import logger
 from woundcare_shared.registry import PRODUCTION
 from woundcare_shared.serving import OPTION_LIMITS
 
@@ -124,11 +129,45 @@ def test_every_route_answers_as_its_openapi_document_says(case, base_url):
     case.call_and_validate(base_url=base_url, checks=CHECKS, excluded_checks=[], timeout=30)
 
 
+def test_concurrent_requests_are_served_one_at_a_time_so_log_lines_are_whole_and_their_own(base_url, capsys):
+    # Given 16 refused requests at once, each logging a line and flushing its metrics
+    def refused(_: int) -> int:
+        request = urllib.request.Request(f"{base_url}/v1/predictions", data=b"{}", method="POST")
+        request.add_header("Content-Type", "application/json")
+        try:
+            urllib.request.urlopen(request, timeout=30)
+        except urllib.error.HTTPError as error:
+            return error.code
+        return 200
+
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    handler.setFormatter(logger.registered_formatter)
+    logger.addHandler(handler)
+    capsys.readouterr()
+    try:
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            assert set(pool.map(refused, range(16))) == {422}
+    finally:
+        logger.removeHandler(handler)
+    # Then each refusal logged its own request's id, and every metrics line printed is one JSON object
+    refusals = [json.loads(line) for line in lines.getvalue().splitlines()]
+    assert len({line["function_request_id"] for line in refusals if line["message"] == "request refused"}) == 16
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert sum("ValidationFailures" in line for line in printed) == 16
+
+
 def test_the_access_log_names_the_path_and_never_the_query_string(base_url, capfd):
     with urllib.request.urlopen(f"{base_url}/health?patient_name=Jane-Doe", timeout=10) as response:
         assert response.status == 200
+    # and a request line too malformed to parse gets its 400, logged without the line
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        raw.sendall(b"GET /health?patient_name=Jane-Roe HTTP/1.1 extra\r\n\r\n")
+        assert b" 400 " in raw.recv(1024)
     err = capfd.readouterr().err
-    assert '"GET /health" 200' in err and "Jane" not in err
+    assert '"GET /health" 200' in err and "request refused: 400" in err
+    assert "Jane" not in err and "Traceback" not in err
 
 
 @pytest.fixture(scope="module")

@@ -262,16 +262,24 @@ def test_the_inference_function_reads_models_and_writes_only_outcomes_and_audit_
     assert {p["Ref"] for p in policies if "Ref" in p} == {"RegistryReadPolicy", "AuditAppendPolicy"}
     (registry,) = doc["Resources"]["RegistryReadPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert set(registry["Action"]) == {"dynamodb:GetItem", "dynamodb:Scan"}
-    # And its own statements read model bundles and outcomes, write outcomes only, and list only those two
+    # And its own statements read model bundles and outcomes, write outcomes (and their index by wound) only, and
+    # list only those
     statements = [s for p in policies if "Statement" in p for s in p["Statement"]]
     assert not any(action.startswith("dynamodb:") for s in statements for action in s["Action"])
-    reads = {s["Resource"]["Fn::Sub"] for s in statements if "s3:GetObject" in s["Action"]}
-    writes = {s["Resource"]["Fn::Sub"] for s in statements if "s3:PutObject" in s["Action"]}
-    assert reads == {f"{objects}models/*", f"{objects}outcomes/*"} and writes == {f"{objects}outcomes/*"}
+
+    def subs(resource) -> set[str]:
+        return {r["Fn::Sub"] for r in (resource if isinstance(resource, list) else [resource])}
+
+    outcomes = {f"{objects}outcomes/*", f"{objects}outcomes-by-wound/*"}
+    reads = set().union(*(subs(s["Resource"]) for s in statements if "s3:GetObject" in s["Action"]))
+    writes = set().union(*(subs(s["Resource"]) for s in statements if "s3:PutObject" in s["Action"]))
+    assert reads == {f"{objects}models/*", *outcomes} and writes == outcomes
     listings = [s for s in statements if "s3:ListBucket" in s["Action"]]
     assert all(s["Resource"] == {"Fn::GetAtt": ["DataBucket", "Arn"]} for s in listings)
-    assert sorted(s["Condition"]["StringLike"]["s3:prefix"] for s in listings) == [
+    listed = [s["Condition"]["StringLike"]["s3:prefix"] for s in listings]
+    assert sorted(p for prefixes in listed for p in (prefixes if isinstance(prefixes, list) else [prefixes])) == [
         f"{prefix}models/*",
+        f"{prefix}outcomes-by-wound/*",
         f"{prefix}outcomes/*",
     ]
 

@@ -26,3 +26,5 @@ def test_probabilities_near_0_or_1_print_as_under_1_or_over_99_percent_never_0_o
     assert "2.0 weeks" in text and "(10-90%: 1.0->52)" in text and "$1,234" in text
     exact = "\n".join(format_calls(calls(1.0, 0.0)))
     assert "P(healed by 12 weeks) 100%" in exact and " 0% " in exact
+    edges = "\n".join(format_calls(calls(0.995, 0.005)))
+    assert "P(healed by 12 weeks) >99%" in edges and "<1%" in edges and "100%" not in edges and " 0% " not in edges

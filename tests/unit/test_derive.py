@@ -272,16 +272,13 @@ def test_the_answer_shows_fields_computed_from_others_at_clinical_precision_and_
     wound = {"onset_date": "2026-01-01"}
     visits = [
         {"assessment_key": "a", "assessed_on": "2026-01-05", "length_cm": 4.0, "width_cm": 3.0, "depth_cm": 0.7},
-        {"assessment_key": "b", "assessed_on": "2026-01-12", "length_cm": 3.7, "width_cm": 2.8, "depth_cm": 0.3},
+        {"assessment_key": "b", "assessed_on": "2026-01-12", "length_cm": 3.45, "width_cm": 2.35, "depth_cm": 0.3},
     ]
     row = derive_history(wound, visits)[-1]
-    assert row["percent_area_reduction"] == pytest.approx(100 * (12 - 10.36) / 12) != 13.7
+    assert row["area_cm2"] == 8.1075 and row["percent_area_reduction"] == pytest.approx(100 * (12 - 8.1075) / 12)
     shown = as_shown(row)
-    assert (shown["percent_area_reduction"], shown["weekly_healing_rate_cm2"], shown["volume_cm3"]) == (
-        13.7,
-        1.64,
-        3.108,
-    )
+    names = ("area_cm2", "volume_cm3", "percent_area_reduction", "weekly_healing_rate_cm2")
+    assert [shown[name] for name in names] == [8.11, 2.432, 32.4, 3.89]
     assert {k: v for k, v in shown.items() if k not in SHOWN_DECIMALS} == {
         k: v for k, v in row.items() if k not in SHOWN_DECIMALS
     }

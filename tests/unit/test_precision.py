@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from model_build.precision import probabilities, probability, rounded, rounded_all
+from model_build.precision import complement, complements, rounded, rounded_all
 
 
 def test_rounded_values_are_the_short_decimals_json_writes():
@@ -12,8 +12,8 @@ def test_rounded_values_are_the_short_decimals_json_writes():
     assert rounded(2370.880049419535, 2) == 2370.88 and rounded(None, 2) is None
 
 
-def test_a_probability_is_never_rounded_to_certainty_but_0_and_1_stay():
-    assert probabilities([0.0, 0.0004, 0.0126, 0.5, 0.9996, 0.9999999933, 1.0]) == [
-        0.0, 0.001, 0.013, 0.5, 0.999, 0.999, 1.0,
-    ]  # fmt: skip
-    assert probability(None) is None and probability(0.25) == 0.25
+def test_p_healed_from_p_open_is_never_rounded_to_certainty_but_0_and_1_stay():
+    open_ = [1.0, 0.9996, 0.9874, 0.5, 0.0004, 6.7e-9, 5.9e-18, 0.0]
+    assert complements(open_) == [0.0, 0.001, 0.013, 0.5, 0.999, 0.999, 0.999, 1.0]
+    assert 1.0 - 5.9e-18 == 1.0  # why it is computed from P(open): the subtraction alone says "certain"
+    assert complement(0.75) == 0.25 and complements([-1e-17, 1.0000000002]) == [1.0, 0.0]  # float noise

@@ -11,7 +11,7 @@ import pytest
 from model_build.costs import load_catalog
 from model_build.features import FEATURE_NAMES
 from model_build.plans import Plan, candidate_plans
-from model_build.precision import probability, rounded
+from model_build.precision import complement, rounded
 from model_build.recommend import (
     DEFAULT_RULES,
     RuleTableError,
@@ -196,7 +196,7 @@ def test_one_row_is_scored_the_latest_visit_as_recorded_and_the_current_plan_kee
     assert out["current"]["plan_id"] == "collagen.3.none" and not out["current"]["in_candidate_plans"]
     # and the current plan's outcome is the scored curve itself (no shift): constant weekly logit -3
     p_week = 1.0 / (1.0 + math.exp(3.0))
-    assert out["current"]["p_healed_12w"] == probability(1.0 - (1.0 - p_week) ** 12)  # at the answer's precision
+    assert out["current"]["p_healed_12w"] == complement((1.0 - p_week) ** 12)  # at the answer's precision
     same_plan = next(o for o in options(wound_row())["options"] if o["plan_id"] == "gauze.7.none")
     assert same_plan["vs_current"]["restricted_mean_weeks"] == 0.0 and same_plan["vs_current"]["p_healed_12w"] == 0.0
 
@@ -284,6 +284,24 @@ def test_the_current_plan_neither_dominates_itself_and_an_icer_is_stated_only_fo
     assert trade_offs and all(o["vs_current"]["icer_usd_per_healed_week"] is not None for o in trade_offs)
 
 
+def test_the_change_vs_current_is_between_the_figures_shown_and_so_is_the_floor():
+    out = options(wound_row(primary_dressing="foam", dressing_changes_per_week=3.0), max_options=None)
+    current = out["current"]
+    for option in out["options"]:
+        versus = option["vs_current"]
+        for name in ("restricted_mean_weeks", "p_healed_12w", "expected_cost_usd"):
+            assert versus[name] == rounded(option[name] - current[name], 3), name
+        same_weeks = option["restricted_mean_weeks"] == current["restricted_mean_weeks"]
+        if same_weeks and option["expected_cost_usd"] != current["expected_cost_usd"]:
+            assert versus["dominance"] in ("dominates", "dominated") and versus["icer_usd_per_healed_week"] is None
+    # And a plan whose shown P(healed by 12 weeks) equals the floor meets it
+    floor = out["options"][-1]["p_healed_12w"]
+    floored = options(wound_row(primary_dressing="foam", dressing_changes_per_week=3.0), max_options=None,
+                      min_p_healed_12w=floor)  # fmt: skip
+    at_floor = [o for o in floored["options"] if o["p_healed_12w"] == floor]
+    assert at_floor and all(o["meets_min_p_healed_12w"] for o in at_floor)
+
+
 @pytest.mark.parametrize(
     ("d_cost", "d_effect", "dominance"),
     [(0.0, 0.0, None), (-1.0, 0.0, "dominates"), (0.0, 0.5, "dominates"), (1.0, 0.0, "dominated"),
@@ -315,7 +333,7 @@ def test_expected_cost_and_p12_match_a_hand_computation_for_a_constant_hazard(ho
     weeks_open = (1 - 0.5**horizon) / math.log(2)  # the area under 2^-t up to the horizon
     assert current["restricted_mean_weeks"] == rounded(weeks_open, 1) == 1.4
     assert current["expected_cost_usd"] == rounded(854.0 * weeks_open, 2)
-    assert current["cost_per_healed_usd"] == rounded(854.0 * weeks_open / (1 - 0.5**horizon), 2)
+    assert current["cost_per_healed_usd"] == rounded(current["expected_cost_usd"] / 0.999, 2)  # of the figures shown
 
 
 def test_cost_per_healed_objective_respects_the_minimum_p_healed_at_12_weeks():

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from test_validate_properties import cell_values
 from woundcare_testing import tiny_extract_rows, wound_history
 
+import model_build.validate_history as validate_history_module
 from model_build.extract import RawTable
 from model_build.features import history_features
 from model_build.rules import latest_date_anywhere
@@ -475,9 +476,17 @@ def test_safety_thresholds_are_configurable(rows):
     assert {f.path for f in strict.errors} == {"assessments[0].compression", "assessments[1].compression"}
 
 
-def test_the_extract_date_bounds_the_end_date_and_defaults_to_today_where_it_is_latest(rows):
+def test_the_latest_date_anywhere_is_today_at_utc_plus_14():
+    assert latest_date_anywhere(dt.datetime(2026, 3, 1, 9, 59, tzinfo=dt.UTC)) == dt.date(2026, 3, 1)
+    assert latest_date_anywhere(dt.datetime(2026, 3, 1, 10, 0, tzinfo=dt.UTC)) == dt.date(2026, 3, 2)
+    guam = dt.timezone(dt.timedelta(hours=10))
+    assert latest_date_anywhere(dt.datetime(2026, 3, 2, 8, 0, tzinfo=guam)) == dt.date(2026, 3, 2)
+
+
+def test_the_extract_date_bounds_the_end_date_and_defaults_to_the_latest_date_anywhere(rows, monkeypatch):
+    latest = dt.date(2026, 3, 2)  # a clinic's today, while it is still 1 March at the server
+    monkeypatch.setattr(validate_history_module, "latest_date_anywhere", lambda: latest)
     request = _request(rows, "w3")
-    latest = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=14)).date()  # UTC+14, the time zone furthest ahead
     request["wound"]["end_date"] = latest.isoformat()
     assert validate_history(request).ok  # some clinic's today, even when it is tomorrow at the server
     request["wound"]["end_date"] = (latest + dt.timedelta(days=1)).isoformat()
@@ -485,11 +494,12 @@ def test_the_extract_date_bounds_the_end_date_and_defaults_to_today_where_it_is_
     assert validate_history(request, extract_date=latest + dt.timedelta(days=1)).ok
 
 
-def test_an_assessment_after_today_is_a_warning_and_the_history_is_still_typed(rows):
+def test_an_assessment_after_today_is_a_warning_and_the_history_is_still_typed(rows, monkeypatch):
     # Given the DFU visited again today and tomorrow, checked as the API does (the extract date is today)
+    today = dt.date(2026, 3, 2)
+    monkeypatch.setattr(validate_history_module, "latest_date_anywhere", lambda: today)
     request = _request(rows, "w2")
     visit = request["assessments"][0]
-    today = latest_date_anywhere()
     request["assessments"] += [
         dict(visit, assessment_key="a7", assessed_on=today.isoformat()),
         dict(visit, assessment_key="a8", assessed_on=(today + dt.timedelta(days=1)).isoformat()),

@@ -11,8 +11,10 @@ import datetime as dt
 import getpass
 import json
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from woundcare_shared.demo import DEFAULT_HOME, DemoConfig
 
@@ -220,18 +222,40 @@ def local_server(host: str = "127.0.0.1", port: int = 8000):
     from chalice.local import ChaliceRequestHandler, create_local_server
 
     class PathOnlyLog(ChaliceRequestHandler):
-        """Chalice's handler, its access log naming the path alone: a query string is the caller's text."""
+        """Chalice's handler, its access log naming the path alone: a query string is the caller's text. A request
+        line too malformed to parse has no path, and its error says only the status (the reason quotes the line)."""
 
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-            self.log_message('"%s %s" %s', self.command, urlsplit(self.path).path, str(code))
+            path = urlsplit(getattr(self, "path", "")).path or "-"
+            self.log_message('"%s %s" %s', self.command or "-", path, str(code))
+
+        def log_error(self, format: str, *args: object) -> None:
+            status = args[0] if args and isinstance(args[0], int) else "-"
+            self.log_message("request refused: %s", str(status))
 
     spec = importlib.util.spec_from_file_location("woundcare_inference_app", INFERENCE_APP)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     config = Config.create(app_name=module.app.app_name)
     server = create_local_server(module.app, config, host, port)
-    server.server.RequestHandlerClass = functools.partial(PathOnlyLog, app_object=module.app, config=config)
+    app: Any = OneAtATime(module.app)  # a Chalice app to the local gateway
+    server.server.RequestHandlerClass = functools.partial(PathOnlyLog, app_object=app, config=config)
     return server
+
+
+class OneAtATime:
+    """The app as a Lambda instance runs it, one request at a time: the local server's threads would otherwise mix
+    the Powertools logger's per-request keys and interleave log lines."""
+
+    def __init__(self, app: Any) -> None:
+        self._app, self._lock = app, threading.Lock()
+
+    def __call__(self, event: dict, context: Any) -> dict:
+        with self._lock:
+            return self._app(event, context)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._app, name)
 
 
 def _port(text: str) -> int:

@@ -399,9 +399,10 @@ def _pct(value: float | None) -> str:
     """A probability in whole percent that never reads as certain: 0.999 is ">99%", not "100%"."""
     if value is None:
         return "n/a"
-    if 0.0 < value < 0.005:
+    text = f"{value:.0%}"
+    if text == "0%" and value > 0.0:
         return "<1%"
-    return ">99%" if 0.995 <= value < 1.0 else f"{value:.0%}"
+    return ">99%" if text == "100%" and value < 1.0 else text
 
 
 def _num(value: float | None, decimals: int = 3) -> str:

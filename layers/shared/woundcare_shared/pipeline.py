@@ -183,7 +183,7 @@ class RunRequest(BaseModel):
     """The execution input: which extract, as of when, forced or not, asked for by whom."""
 
     extract: str = Field(min_length=1)  # a folder: local path, file:// or s3:// URL (a landing marker names its folder)
-    extract_date: dt.date | None = None  # default: the day the run starts
+    extract_date: dt.date | None = None  # default: the day the run starts where it is latest (UTC+14)
     force: bool = False  # retrain even without drift or new outcomes
     requested_by: str = "unknown"
 

@@ -28,7 +28,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from model_build.costs import CostCatalog, load_catalog
 from model_build.derive import as_shown, derive_history
 from model_build.features import history_features
-from model_build.predict import FINAL_ENDS, OptionsRequest, Scorer, predict_features
+from model_build.precision import SCORE, WEEKS, rounded
+from model_build.predict import CARE_ENDS, OptionsRequest, Scorer, predict_features
 from model_build.recommend import OBJECTIVES, RuleTable, load_rules
 from model_build.rules import EARLIEST_DATE, ISO_DATE, latest_date_anywhere
 from model_build.schema import END_REASONS
@@ -129,22 +130,17 @@ def _findings(check: HistoryCheck, warnings: bool = False) -> list[dict[str, str
     return [_finding(f.rule, f.path, f.message) for f in (check.warnings if warnings else check.errors)]
 
 
-def _capped(ask: OptionsRequest, served: LoadedModel | None) -> list[dict[str, str]]:
-    """A warning when the horizon asked lies beyond the served model's: the answer uses the model's own."""
-    if served is None or ask.horizon_weeks <= served.scorer.horizon_weeks:
-        return []
-    message = f"capped at the model's horizon of {served.scorer.horizon_weeks} weeks"
-    return [_finding("horizon_capped", "options.horizon_weeks", message)]
-
-
-def _course_ended(wound: Mapping[str, Any]) -> list[dict[str, str]]:
-    """A warning when the wound's record ends its course here yet it is predicted (discharged, transferred: the
-    wound may still be open elsewhere)."""
-    reason = wound["end_reason"]
-    if reason in (None, "open", *FINAL_ENDS):
-        return []
-    message = f"the wound's course here ended ({reason}): the prediction is from its last visit"
-    return [_finding("course_ended", "wound.end_reason", message)]
+def _prediction_warnings(ask: OptionsRequest, served: LoadedModel, wound: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Warnings about a prediction shown: a horizon beyond the model's (the answer uses the model's own), and a
+    wound whose record ends its course of care here (`CARE_ENDS`)."""
+    warnings = []
+    if ask.horizon_weeks > served.scorer.horizon_weeks:
+        message = f"capped at the model's horizon of {served.scorer.horizon_weeks} weeks"
+        warnings.append(_finding("horizon_capped", "options.horizon_weeks", message))
+    if wound["end_reason"] in CARE_ENDS:
+        message = f"the wound's course here ended ({wound['end_reason']}): the prediction is from its last visit"
+        warnings.append(_finding("course_ended", "wound.end_reason", message))
+    return warnings
 
 
 def parse_body(body: bytes | None, limit: int) -> dict[str, Any]:
@@ -539,18 +535,22 @@ class Server:
             if m is not None
         }
         served = models.production.record.version if models.production else None
+        shown = outputs[served] if served else None
         withheld = None if served else ("model_in_shadow" if models.shadow else "no_model")
         if outputs:
             self._capture(capture_record(request_id, wound, rows[-1], ask, models, served, outputs))
         self._count(models, served, withheld, time.perf_counter() - started)
+        warnings = _findings(check, True)
+        if models.production and shown and "prediction" in shown:
+            warnings += _prediction_warnings(ask, models.production, wound)
         body = {
             "api_version": API_VERSION,
             "wound_key": wound["wound_key"],
             "model": {"version": served, "status": PRODUCTION} if served else None,
             "as_of": max(visit["assessed_on"] for visit in assessments),  # ISO dates sort as dates
             "derived": [as_shown(row) for row in derived],
-            "warnings": _findings(check, True) + _capped(ask, models.production) + _course_ended(wound),
-            "clinical_output": outputs[served] if served else None,
+            "warnings": warnings,
+            "clinical_output": shown,
             "withheld": {"code": withheld, "reason": WITHHELD[withheld]} if withheld else None,
         }
         return Reply(200, body)
@@ -584,32 +584,30 @@ class Server:
         its audit record: a failure in between, or two first reports racing, leaves an extra record of a report
         that was not stored (its request_id is not the stored outcome's), never a gap.
 
-        A wound may be reported again under another client key (a correction, or a later end): the latest report
-        is its outcome, and the answer warns how many earlier reports the wound has (`wound_already_reported`)."""
+        A wound may be reported again under another client key (a correction, or a later end): its outcome is its
+        latest report by `recorded_at`. Every report is indexed by wound, and the answer (a retry's too) warns how
+        many other reports the wound has (`wound_already_reported`); of two racing, the later one sees the other."""
         outcome = parse_outcome(request)
         key = f"outcomes/{_digest(outcome['client_key'])}.json"
-        reports = f"outcomes/by-wound/{_digest(outcome['wound_key'])}/"  # one entry per report of the wound
         record = {
             **outcome,
             "recorded_at": dt.datetime.now(dt.UTC).isoformat(),
             "request_id": request_id,
             "recorded_by": actor,
         }
+        status = 200
         if not self.store.exists(key):  # a retry of a recorded outcome is answered below, with no new record
-            earlier = len(self.store.list(reports))
             self.audit.append(
                 actor,
                 "outcome.report",
                 outcome["wound_key"],
                 "wound end reported by the EHR",
-                {"end_reason": outcome["end_reason"], "object_key": key, "request_id": request_id, "earlier": earlier},
+                {"end_reason": outcome["end_reason"], "object_key": key, "request_id": request_id},
             )
             if self.store.put_if_absent(key, json.dumps(record, sort_keys=True, indent=2).encode()):
-                self.store.put_if_absent(reports + _digest(outcome["client_key"]), key.encode())
                 metrics.add_metric(name="OutcomesRecorded", unit=MetricUnit.Count, value=1)
-                body = {"recorded": True, "outcome": record, "warnings": _reported_before(earlier)}
-                return Reply(201, {"api_version": API_VERSION, **body})
-        first = self.store.get_json(key)
+                status = 201
+        first = record if status == 201 else self.store.get_json(key)
         if any(first[name] != outcome[name] for name in OUTCOME_FIELDS):
             raise ApiError(
                 409,
@@ -617,8 +615,17 @@ class Server:
                 "this client_key was used for a different outcome",
                 [_finding("conflict", "client_key", "already recorded with other values")],
             )
-        self.store.put_if_absent(reports + _digest(outcome["client_key"]), key.encode())  # if the first stopped short
-        return Reply(200, {"api_version": API_VERSION, "recorded": False, "outcome": first, "warnings": []})
+        others = self._index_report(outcome, key, first["recorded_at"])
+        body = {"recorded": status == 201, "outcome": first, "warnings": _reported_before(others)}
+        return Reply(status, {"api_version": API_VERSION, **body})
+
+    def _index_report(self, outcome: Mapping[str, str], key: str, recorded_at: str) -> int:
+        """Index a stored report under its wound (again, on a retry: the first may have stopped short); the number
+        of the wound's other reports."""
+        reports = f"outcomes-by-wound/{_digest(outcome['wound_key'])}/"
+        entry = json.dumps({"outcome_key": key, "recorded_at": recorded_at}).encode()
+        self.store.put_if_absent(f"{reports}{_digest(outcome['client_key'])}.json", entry)
+        return len(self.store.list(reports)) - 1
 
     def _describe(self, model: LoadedModel | None) -> dict[str, Any] | None:
         if model is None:
@@ -631,9 +638,18 @@ class Server:
             "created_at": record.created_at,
             "dataset_version": record.dataset_version,
             "code_version": record.code_version,
-            "metrics": record.metrics.get("candidate") or {},
+            "metrics": {
+                name: _stated_metric(name, value) for name, value in (record.metrics.get("candidate") or {}).items()
+            },
             "model_card": cards,
         }
+
+
+def _stated_metric(name: str, value: Any) -> Any:
+    """A headline metric to the answer's precision: weeks as weeks, scores (C-index, AUC, Brier) as scores."""
+    if not isinstance(value, float):
+        return value
+    return rounded(value, WEEKS if name.endswith("_weeks") else SCORE)
 
 
 def _digest(text: str) -> str:
@@ -641,10 +657,10 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _reported_before(earlier: int) -> list[dict[str, str]]:
-    if not earlier:
+def _reported_before(others: int) -> list[dict[str, str]]:
+    if not others:
         return []
-    message = f"{earlier} earlier report(s) of this wound under other client keys: the latest report is its outcome"
+    message = f"{others} other report(s) of this wound under other client keys: the latest is its outcome"
     return [_finding("wound_already_reported", "wound_key", message)]
 
 
