@@ -37,18 +37,22 @@ def rounded(value: None, decimals: int) -> None: ...
 def rounded(value: float | None, decimals: int) -> float | None: ...
 def rounded(value: float | None, decimals: int) -> float | None:
     """`value` to `decimals` places; None stays None."""
-    return None if value is None else rounded_all((value,), decimals)[0]
+    return None if value is None else _round(value, 10.0**decimals)
 
 
 def rounded_all(values: Iterable[float], decimals: int) -> list[float]:
     """`rounded` for many values."""
     scale = 10.0**decimals
-    return [round(value * scale) / scale for value in values]
+    return [_round(value, scale) for value in values]
+
+
+def _round(value: float, scale: float) -> float:
+    return round(value * scale) / scale
 
 
 def complement(p: float) -> float:
     """1 - p, a probability, as the answer shows it: see `complements`."""
-    return complements((p,))[0]
+    return _complement(p, 10**PROBABILITY)
 
 
 def complements(values: Iterable[float]) -> list[float]:
