@@ -37,22 +37,21 @@ def rounded(value: None, decimals: int) -> None: ...
 def rounded(value: float | None, decimals: int) -> float | None: ...
 def rounded(value: float | None, decimals: int) -> float | None:
     """`value` to `decimals` places; None stays None."""
-    return None if value is None else _round(value, 10.0**decimals)
+    if value is None:
+        return None
+    scale = 10.0**decimals
+    return round(value * scale) / scale
 
 
 def rounded_all(values: Iterable[float], decimals: int) -> list[float]:
-    """`rounded` for many values."""
+    """`rounded` for many values (inline: the weekly series make it hot)."""
     scale = 10.0**decimals
-    return [_round(value, scale) for value in values]
-
-
-def _round(value: float, scale: float) -> float:
-    return round(value * scale) / scale
+    return [round(value * scale) / scale for value in values]
 
 
 def complement(p: float) -> float:
     """1 - p, a probability, as the answer shows it: see `complements`."""
-    return _complement(p, 10**PROBABILITY)
+    return complements((p,))[0]
 
 
 def complements(values: Iterable[float]) -> list[float]:
@@ -60,10 +59,11 @@ def complements(values: Iterable[float]) -> list[float]:
     certain unless p is exactly 0 or 1: within [0.001, 0.999] otherwise. Computed from p, because 1 - p is already
     1.0 in floating point for p below 1e-16."""
     scale = 10**PROBABILITY
-    return [_complement(p, scale) for p in values]
+    return [
+        min(max(round((1.0 - p) * scale), 1), scale - 1) / scale if 0.0 < p < 1.0 else _certain_complement(p)
+        for p in values
+    ]
 
 
-def _complement(p: float, scale: int) -> float:
-    if 0.0 < p < 1.0:
-        return min(max(round((1.0 - p) * scale), 1), scale - 1) / scale
+def _certain_complement(p: float) -> float:
     return 1.0 if p <= 0.0 else 0.0 if p >= 1.0 else p  # a NaN stays NaN: never shown as a number

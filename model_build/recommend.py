@@ -277,8 +277,9 @@ class _Outcome(NamedTuple):
         open_at_horizon, open_at_12w = summary.survival
         weeks_open = summary.restricted_mean / DAYS_PER_WEEK
         expected = expected_cost(weekly, weeks_open)
+        meets_floor = floor <= 0.0 or complement(open_at_12w) >= floor  # as shown; no floor: every plan meets it
         return cls(
-            complement(open_at_12w) >= floor, weeks_open, open_at_12w, open_at_horizon, weekly, expected,
+            meets_floor, weeks_open, open_at_12w, open_at_horizon, weekly, expected,
             cost_per_healed(expected, 1.0 - open_at_horizon), summary.quantiles,
         )  # fmt: skip
 
