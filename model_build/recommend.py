@@ -269,7 +269,6 @@ class _Outcome(NamedTuple):
     open_by_horizon: float
     weekly_cost_usd: float
     expected_cost_usd: float
-    cost_per_healed_usd: float | None
     quantile_days: list[float | None]  # QUANTILES
 
     @classmethod
@@ -278,25 +277,32 @@ class _Outcome(NamedTuple):
         weeks_open = summary.restricted_mean / DAYS_PER_WEEK
         expected = expected_cost(weekly, weeks_open)
         meets_floor = floor <= 0.0 or complement(open_at_12w) >= floor  # as shown; no floor: every plan meets it
-        return cls(
-            meets_floor, weeks_open, open_at_12w, open_at_horizon, weekly, expected,
-            cost_per_healed(expected, 1.0 - open_at_horizon), summary.quantiles,
+        return cls(meets_floor, weeks_open, open_at_12w, open_at_horizon, weekly, expected, summary.quantiles)
+
+    def shown(self) -> tuple[float, float, float, float]:
+        """(weeks open, -P(healed by 12 weeks), expected cost, cost per healed wound) as the answer shows them: the
+        ranking's terms, so plans a clinician sees as equal on one term are ranked by the next."""
+        expected = rounded(self.expected_cost_usd, USD)
+        per_healed = rounded(cost_per_healed(expected, complement(self.open_by_horizon)), USD)
+        return (
+            rounded(self.restricted_mean_weeks, WEEKS), -complement(self.open_12w), expected,
+            math.inf if per_healed is None else per_healed,
         )  # fmt: skip
 
     def as_dict(self) -> dict[str, Any]:
         """The plan's predicted healing (weeks, probabilities) and costs (USD) as the answer shows them; the cost
         per healed wound is that of the figures shown."""
         p10, median, p90 = self.quantile_days
-        p_healed_by_horizon, expected = complement(self.open_by_horizon), rounded(self.expected_cost_usd, USD)
+        weeks_open, minus_p_healed_12w, expected, per_healed = self.shown()
         return {
             "median_weeks": shown_weeks(median),
             "healing_weeks_p10_p90": [shown_weeks(p10), shown_weeks(p90)],
-            "restricted_mean_weeks": rounded(self.restricted_mean_weeks, WEEKS),
-            "p_healed_12w": complement(self.open_12w),
-            "p_healed_by_horizon": p_healed_by_horizon,
+            "restricted_mean_weeks": weeks_open,
+            "p_healed_12w": -minus_p_healed_12w,
+            "p_healed_by_horizon": complement(self.open_by_horizon),
             "weekly_cost_usd": rounded(self.weekly_cost_usd, USD),
             "expected_cost_usd": expected,
-            "cost_per_healed_usd": rounded(cost_per_healed(expected, p_healed_by_horizon), USD),
+            "cost_per_healed_usd": None if per_healed == math.inf else per_healed,
             "meets_min_p_healed_12w": self.meets_floor,
         }
 
@@ -450,21 +456,21 @@ def _screened(
     return admissible, excluded
 
 
+# Each objective's terms, in order, among `_Outcome.shown()`'s (weeks, -P12, cost, cost per healed wound).
+_TERMS = {"fastest": (0, 1, 2), "cheapest": (2, 0, 1), "cost_per_healed": (3, 0, 1)}
+
+
 def _ranking(objective: str) -> Callable[[tuple[Plan, Any, _Outcome]], tuple]:
     """Sort key of (plan, caveats, outcome): plans meeting the P(healed by 12 weeks) floor first, then the
-    objective, then the plan id."""
-    if objective == "fastest":
-        return lambda e: (
-            not e[2].meets_floor, e[2].restricted_mean_weeks, e[2].open_12w, e[2].expected_cost_usd, e[0].plan_id
-        )  # fmt: skip
-    if objective == "cheapest":
-        return lambda e: (
-            not e[2].meets_floor, e[2].expected_cost_usd, e[2].restricted_mean_weeks, e[2].open_12w, e[0].plan_id
-        )  # fmt: skip
-    return lambda e: (
-        not e[2].meets_floor, math.inf if e[2].cost_per_healed_usd is None else e[2].cost_per_healed_usd,
-        e[2].restricted_mean_weeks, e[2].open_12w, e[0].plan_id,
-    )  # fmt: skip
+    objective's terms as the answer shows them, then the plan id."""
+    terms = _TERMS[objective]
+
+    def key(entry: tuple[Plan, Any, _Outcome]) -> tuple:
+        plan, _, outcome = entry
+        shown = outcome.shown()
+        return (not outcome.meets_floor, *(shown[i] for i in terms), plan.plan_id)
+
+    return key
 
 
 def _dicts(rules: list[Rule]) -> list[dict[str, str]]:

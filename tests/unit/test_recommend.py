@@ -3,6 +3,7 @@ support, determinism."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -300,6 +301,20 @@ def test_the_change_vs_current_is_between_the_figures_shown_and_so_is_the_floor(
                       min_p_healed_12w=floor)  # fmt: skip
     at_floor = [o for o in floored["options"] if o["p_healed_12w"] == floor]
     assert at_floor and all(o["meets_min_p_healed_12w"] for o in at_floor)
+
+
+def test_plans_that_look_the_same_on_the_objective_are_ranked_by_the_next_figure_shown():
+    # Given dressings with effects too small to show in weeks (0.1) or P(healed by 12 weeks) (0.001)
+    tiny = {
+        f"dressing:{d}": {"*": 1e-4 * i}
+        for i, d in enumerate(("gauze", "alginate", "hydrocolloid", "silver_antimicrobial"), 1)
+    }
+    effects = {**EFFECTS, "effects": {**EFFECTS["effects"], **tiny}}
+    out = treatment_options(wound_row(), fake_margins, EDGES, CATALOG, RULES, NO_SUPPORT, effects, max_options=None)
+    # Then among options showing the same weeks and P(healed by 12 weeks), the cheaper ranks first
+    shown = [(o["restricted_mean_weeks"], -o["p_healed_12w"], o["expected_cost_usd"]) for o in out["options"]]
+    assert shown == sorted(shown)
+    assert any(a[:2] == b[:2] and a[2] < b[2] for a, b in itertools.pairwise(shown))
 
 
 @pytest.mark.parametrize(
