@@ -280,10 +280,17 @@ def _clinical() -> dict[str, dict[str, Any]]:
                 "p_healed_12w": number,
                 "expected_cost_usd": number,
                 "healed_weeks_gained": _of("number", description="current minus option restricted mean weeks"),
-                "icer_usd_per_healed_week": _of("number", True, description="null when not stated"),
-                "dominance": _of("string", True, enum=["dominates", "dominated", None]),
+                "icer_usd_per_healed_week": _of(
+                    "number", True, description="stated only for a trade-off (dearer and faster, or cheaper and slower)"
+                ),
+                "dominance": _of(
+                    "string",
+                    True,
+                    enum=["dominates", "dominated", None],
+                    description="dominates: no dearer, no slower, and cheaper or faster; null for a trade-off or equal",
+                ),
             },
-            description="The option against the current plan: differences are option minus current.",
+            description="The option against the current plan, between the figures shown: option minus current.",
         ),
         "ExcludedPlan": _object({"plan_id": text, "reasons": _array(_ref("Caveat"))}),
         "Caveat": _object(
