@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from model_build.precision import AREA_CM2, PERCENT, RATE_CM2_PER_WEEK, VOLUME_CM3, rounded
+from model_build.precision import PERCENT, RATE_CM2_PER_WEEK, VOLUME_CM3, rounded
 
 # PUSH Tool 3.0 (NPUAP 1998) area bands as inclusive upper bounds in cm²; the score is the band index
 # (bisect_left here, searchsorted side="left" in the table path). "<0.3" is strict, so its inclusive bound
@@ -46,10 +46,9 @@ DERIVED_FIELDS = (
 )
 
 
-# The decimals the answer states derived fields to (BMI is rounded as it is derived; the area only to AREA_DECIMALS,
-# for the PUSH bands).
+# The decimals the answer states derived fields to. BMI is rounded as it is derived; the area is stated as derived
+# (length × width to AREA_DECIMALS), the figure its PUSH band and the area reduction are computed from.
 SHOWN_DECIMALS = {
-    "area_cm2": AREA_CM2,
     "volume_cm3": VOLUME_CM3,
     "percent_area_reduction": PERCENT,
     "weekly_healing_rate_cm2": RATE_CM2_PER_WEEK,

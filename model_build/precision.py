@@ -1,7 +1,8 @@
 """The precision the API states its numbers to: what a clinician reads, not a float's seventeen digits.
 
-Computation keeps full precision (features, ranking, the captured feature vector); each part of the answer rounds
-its numbers once, where it is built, and the capture records the answer's numbers as stated. A rounded value is the
+Computation keeps full precision (features, the captured feature vector); each part of the answer rounds its
+numbers once, where it is built, and the capture records the answer's numbers as stated. Options are ranked on the
+figures shown (`model_build.recommend`). A rounded value is the
 double nearest its decimal, so JSON writes it short.
 """
 
@@ -12,7 +13,7 @@ from typing import overload
 
 PROBABILITY = 3  # 0.1 percentage point; a probability strictly between 0 and 1 never shows as 0 or 1
 WEEKS = 1
-AREA_CM2 = 2  # lengths are measured to 0.1 cm
+AREA_CM2 = 2  # the trajectory's areas; a derived area is stated as derived (model_build.derive)
 VOLUME_CM3 = 3
 PERCENT = 1
 RATE_CM2_PER_WEEK = 2
@@ -23,9 +24,9 @@ USD = 2
 def statement() -> str:
     """The precision in words, for the API's documents."""
     return (
-        f"weeks to {10.0**-WEEKS:g}, areas to {10.0**-AREA_CM2:g} cm², probabilities to {10.0**-PROBABILITY:g} "
-        f"(never 0 or 1 unless exact), USD to {10.0**-USD:g}, progress scores to {10.0**-SCORE:g}; counts are "
-        "integers"
+        f"weeks to {10.0**-WEEKS:g}, trajectory areas to {10.0**-AREA_CM2:g} cm², probabilities to "
+        f"{10.0**-PROBABILITY:g} (never 0 or 1 unless exact), USD to {10.0**-USD:g}, progress scores to "
+        f"{10.0**-SCORE:g}; counts are integers"
     )
 
 
@@ -66,4 +67,4 @@ def complements(values: Iterable[float]) -> list[float]:
 
 
 def _certain_complement(p: float) -> float:
-    return 1.0 if p <= 0.0 else 0.0 if p >= 1.0 else p  # a NaN stays NaN: never shown as a number
+    return 1.0 if p <= 0.0 else 0.0 if p >= 1.0 else p  # a NaN (finite margins give none) is passed on, not hidden

@@ -489,6 +489,6 @@ def _low_support(n: int, min_support: int) -> dict[str, str]:
 def _below_floor(floor: float) -> dict[str, str]:
     return {
         "id": "below_min_p_healed_12w",
-        "reason": f"predicted P(healed by 12 weeks) is below the requested minimum {floor:.2f}",
+        "reason": f"predicted P(healed by 12 weeks) is below the requested minimum {floor:g}",
         "source": "caller's constraint",
     }

@@ -11,7 +11,7 @@ PLAN = {"primary_dressing": "foam", "dressing_changes_per_week": 3, "debridement
 def calls(p_now: float, p_option: float) -> dict:
     derive = {"wound_key": "W1", "visits": 2, "area_cm2": 3.0, "volume_cm3": 1.0, "push_total": 9,
               "percent_area_reduction": 10.0, "warnings": 0}  # fmt: skip
-    option = {"rank": 1, "plan_id": "foam.3.none+offloading", "plan": PLAN, "median_weeks": 2.0,
+    option = {"rank": 1, "plan_id": "foam.3.none+offloading", "plan": PLAN, "restricted_mean_weeks": 2.0,
               "p_healed_12w": p_option, "expected_cost_usd": 1234.5}  # fmt: skip
     prediction = {"wound_key": "W1", "wound_type": "pressure_injury", "area_cm2": 3.0, "visits": 2,
                   "median_weeks": 2.0, "median_interval_weeks": [1.0, None], "horizon_weeks": 52,

@@ -6,8 +6,9 @@ import pytest
 from woundcare_testing import wound_history
 
 from model_build.costs import load_catalog
-from model_build.predict import OptionsRequest, Scorer, predict_history
+from model_build.predict import CARE_ENDS, FINAL_ENDS, OptionsRequest, Scorer, predict_history
 from model_build.recommend import load_rules
+from model_build.schema import END_REASONS
 from woundcare_scoring.healing import CompiledHealingModel
 
 
@@ -120,3 +121,7 @@ def test_the_wound_record_s_end_decides_whether_an_open_wound_is_predicted(small
     answer = predict_history(patient, {**wound, "end_reason": end_reason}, visits[:2], scorers[0], load_catalog(),
                              load_rules(), OptionsRequest())  # fmt: skip
     assert answer["status"] == status and ("prediction" in answer) == (status == "open")
+
+
+def test_every_end_reason_either_stops_the_prediction_or_continues_it_with_a_warning():
+    assert {"open", *FINAL_ENDS, *CARE_ENDS} == set(END_REASONS) and not set(FINAL_ENDS) & set(CARE_ENDS)

@@ -15,6 +15,7 @@ from model_build.plans import Plan, candidate_plans
 from model_build.precision import complement, rounded
 from model_build.recommend import (
     DEFAULT_RULES,
+    OBJECTIVES,
     RuleTableError,
     _dominance,
     load_rules,
@@ -303,18 +304,49 @@ def test_the_change_vs_current_is_between_the_figures_shown_and_so_is_the_floor(
     assert at_floor and all(o["meets_min_p_healed_12w"] for o in at_floor)
 
 
-def test_plans_that_look_the_same_on_the_objective_are_ranked_by_the_next_figure_shown():
-    # Given dressings with effects too small to show in weeks (0.1) or P(healed by 12 weeks) (0.001)
-    tiny = {
-        f"dressing:{d}": {"*": 1e-4 * i}
-        for i, d in enumerate(("gauze", "alginate", "hydrocolloid", "silver_antimicrobial"), 1)
-    }
-    effects = {**EFFECTS, "effects": {**EFFECTS["effects"], **tiny}}
-    out = treatment_options(wound_row(), fake_margins, EDGES, CATALOG, RULES, NO_SUPPORT, effects, max_options=None)
-    # Then among options showing the same weeks and P(healed by 12 weeks), the cheaper ranks first
-    shown = [(o["restricted_mean_weeks"], -o["p_healed_12w"], o["expected_cost_usd"]) for o in out["options"]]
+TINY = {
+    f"dressing:{d}": {"*": 1e-4 * i}
+    for i, d in enumerate(("gauze", "alginate", "hydrocolloid", "silver_antimicrobial"), 1)
+}
+# What each objective ranks by, in order, as the answer shows it.
+SHOWN_TERMS = {
+    "fastest": lambda o: (o["restricted_mean_weeks"], -o["p_healed_12w"], o["expected_cost_usd"]),
+    "cheapest": lambda o: (o["expected_cost_usd"], o["restricted_mean_weeks"], -o["p_healed_12w"]),
+    "cost_per_healed": lambda o: (o["cost_per_healed_usd"], o["restricted_mean_weeks"], -o["p_healed_12w"]),
+}
+
+
+def _shown_order(objective):
+    # Dressings with effects too small to show in weeks (0.1) or P(healed by 12 weeks) (0.001)
+    effects = {**EFFECTS, "effects": {**EFFECTS["effects"], **TINY}}
+    out = treatment_options(wound_row(), fake_margins, EDGES, CATALOG, RULES, NO_SUPPORT, effects,
+                            objective=objective, max_options=None)  # fmt: skip
+    return [SHOWN_TERMS[objective](o) for o in out["options"]]
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_options_are_in_the_order_of_the_figures_shown(objective):
+    shown = _shown_order(objective)
     assert shown == sorted(shown)
-    assert any(a[:2] == b[:2] and a[2] < b[2] for a, b in itertools.pairwise(shown))
+
+
+def test_plans_that_look_the_same_on_the_objective_are_ranked_by_the_next_figure_shown():
+    shown = _shown_order("fastest")
+    assert shown == sorted(shown) and any(a[0] == b[0] and a[1:] < b[1:] for a, b in itertools.pairwise(shown))
+
+
+def test_a_plan_that_cannot_heal_within_the_horizon_ranks_last_on_cost_per_healed_with_no_figure():
+    # Given a scorer under which the current plan never heals (hazard 0) and every other plan does
+    def never_unless_shifted(rows):
+        return [[-800.0] * (len(EDGES) - 1) for _ in rows]
+
+    effects = {**EFFECTS, "effects": {name: {"*": 800.0} for name in TAU}}
+    out = treatment_options(wound_row(), never_unless_shifted, EDGES, CATALOG, RULES, NO_SUPPORT, effects,
+                            objective="cost_per_healed", max_options=None)  # fmt: skip
+    # Then the plan with no chance of healing has no cost per healed wound and ranks after every plan that has one
+    per_healed = [o["cost_per_healed_usd"] for o in out["options"]]
+    assert None in per_healed and per_healed.index(None) > 0
+    assert all(value is None for value in per_healed[per_healed.index(None) :])
 
 
 @pytest.mark.parametrize(

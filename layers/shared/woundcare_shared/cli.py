@@ -225,13 +225,19 @@ def local_server(host: str = "127.0.0.1", port: int = 8000):
         """Chalice's handler, its access log naming the path alone: a query string is the caller's text. A request
         line too malformed to parse has no path, and its error says only the status (the reason quotes the line)."""
 
+        def parse_request(self) -> bool:
+            self.path = ""  # a line that fails to parse has no path, not the last one on this connection
+            return super().parse_request()
+
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-            path = urlsplit(getattr(self, "path", "")).path or "-"
+            path = urlsplit(getattr(self, "path", "")).path or "-"  # none yet when the first line is too long
             self.log_message('"%s %s" %s', self.command or "-", path, str(code))
 
         def log_error(self, format: str, *args: object) -> None:
-            status = args[0] if args and isinstance(args[0], int) else "-"
-            self.log_message("request refused: %s", str(status))
+            if args and isinstance(args[0], int):
+                self.log_message("request refused: %d", args[0])
+            else:  # a timeout or a broken connection
+                self.log_message("request failed")
 
     spec = importlib.util.spec_from_file_location("woundcare_inference_app", INFERENCE_APP)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]

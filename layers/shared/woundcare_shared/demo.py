@@ -328,7 +328,7 @@ def prediction_view(history: Mapping[str, Any], answer: Mapping[str, Any]) -> di
         "progress_score": output["progress"]["progress_score"],
         "objective": options["objective"],
         "options": [
-            {k: o[k] for k in ("rank", "plan_id", "plan", "median_weeks", "p_healed_12w", "expected_cost_usd")}
+            {k: o[k] for k in ("rank", "plan_id", "plan", "restricted_mean_weeks", "p_healed_12w", "expected_cost_usd")}
             for o in options["options"][:TOP_OPTIONS]
         ],
     }
@@ -369,12 +369,12 @@ def format_calls(calls: Mapping[str, Any]) -> list[str]:
             f"  healing: median {_weeks(p['median_weeks'], horizon)} weeks (10-90%: {_weeks(low, horizon)}-"
             f"{_weeks(high, horizon)}), P(healed by 12 weeks) {_pct(p['p_healed_12w'])}, "
             f"progress score {_num(p['progress_score'], 2)}",
-            f"  top {len(p['options'])} treatment options ({p['objective']} first): median weeks, "
-            f"P(healed by 12 weeks), expected cost over {horizon} weeks, plan",
+            f"  top {len(p['options'])} treatment options ({p['objective']} first): expected weeks open within "
+            f"{horizon}, P(healed by 12 weeks), expected cost, plan",
         ]
         for o in p["options"]:
             cost = f"${o['expected_cost_usd']:,.0f}"
-            weeks, healed = _weeks(o["median_weeks"], horizon), _pct(o["p_healed_12w"])
+            weeks, healed = _num(o["restricted_mean_weeks"], 1), _pct(o["p_healed_12w"])
             lines.append(f"    {o['rank']}. {weeks:>5} weeks {healed:>5} {cost:>8}  {plan_text(o['plan'])}")
     return lines
 

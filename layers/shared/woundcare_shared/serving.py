@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -646,10 +647,11 @@ class Server:
 
 
 def _stated_metric(name: str, value: Any) -> Any:
-    """A headline metric to the answer's precision: weeks as weeks, scores (C-index, AUC, Brier) as scores."""
+    """A headline metric to the answer's precision: weeks as weeks, scores (C-index, AUC, Brier) as scores; a
+    non-finite one (never registered: the pipeline stores None) as None."""
     if not isinstance(value, float):
         return value
-    return rounded(value, WEEKS if name.endswith("_weeks") else SCORE)
+    return rounded(value, WEEKS if name.endswith("_weeks") else SCORE) if math.isfinite(value) else None
 
 
 def _digest(text: str) -> str:
