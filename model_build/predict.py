@@ -85,8 +85,9 @@ def predict_features(
     latest = rows[-1]
     weights = ProgressWeights(**scorer.meta["progress"])
     result: dict[str, Any] = {"model_version": scorer.version, "progress": progress(rows, weights)}
-    if is_closed(latest) or end_reason in FINAL_ENDS:
-        result["status"] = "healed" if is_closed(latest) else end_reason
+    ended = "healed" if is_closed(latest) else end_reason if end_reason in FINAL_ENDS else None
+    if ended:
+        result["status"] = ended
         return result
     margins = scorer.margins([latest])[0]
     edges = scorer.edges

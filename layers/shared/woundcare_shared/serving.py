@@ -617,7 +617,7 @@ class Server:
                 [_finding("conflict", "client_key", "already recorded with other values")],
             )
         others = self._index_report(outcome, key, first["recorded_at"])
-        body = {"recorded": status == 201, "outcome": first, "warnings": _reported_before(others)}
+        body = {"recorded": status == 201, "outcome": first, "warnings": _other_reports_warning(others)}
         return Reply(status, {"api_version": API_VERSION, **body})
 
     def _index_report(self, outcome: Mapping[str, str], key: str, recorded_at: str) -> int:
@@ -659,7 +659,7 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _reported_before(others: int) -> list[dict[str, str]]:
+def _other_reports_warning(others: int) -> list[dict[str, str]]:
     if not others:
         return []
     message = f"{others} other report(s) of this wound under other client keys: the latest is its outcome"
