@@ -43,15 +43,25 @@ class CostCatalog:
 
     items: Mapping[str, CatalogItem]
     version: str
-    _weekly_totals: dict[str, float] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _weekly: dict[str, tuple[float, dict[str, float]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def weekly_total(self, plan: Plan) -> float:
-        """Cost in USD of one week of the plan (`weekly_cost` summed), remembered: options rank every plan per
-        request."""
-        total = self._weekly_totals.get(plan.plan_id)
-        if total is None:
-            total = self._weekly_totals[plan.plan_id] = sum(weekly_cost(plan, self).values())
-        return total
+        """Cost in USD of one week of the plan (`weekly_cost` summed)."""
+        return self._weekly_of(plan)[0]
+
+    def weekly_items(self, plan: Plan) -> Mapping[str, float]:
+        """`weekly_cost` of the plan (read it, do not change it)."""
+        return self._weekly_of(plan)[1]
+
+    def _weekly_of(self, plan: Plan) -> tuple[float, dict[str, float]]:
+        """(total, items) of a week of the plan, remembered: options cost every plan per request."""
+        known = self._weekly.get(plan.plan_id)
+        if known is None:
+            items = weekly_cost(plan, self)
+            known = self._weekly[plan.plan_id] = (sum(items.values()), items)
+        return known
 
     def item(self, name: str) -> CatalogItem:
         try:

@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from model_build.costs import CostCatalog, cost_per_healed, expected_cost, icer, weekly_cost
+from model_build.costs import CostCatalog, cost_per_healed, expected_cost, icer
 from model_build.features import FEATURE_NAMES, TREATMENT_FEATURE_NAMES
 from model_build.plans import INTERVENTIONS, TREATMENT_COLUMNS, Plan, candidate_plans
 from model_build.precision import PROBABILITY, USD, WEEKS, complement, rounded
@@ -224,12 +224,18 @@ def support_table(exposures: Iterable[Mapping[str, Any]], min_support: int = DEF
 
 def plan_effect(effects: Mapping[str, Any], plan: Plan, wound_type: str) -> float:
     """tau(plan): the sum of its components' effects (log odds ratios) for this wound type; unknown components 0."""
-    total = 0.0
-    for component in plan.components:
-        by_type = effects["effects"].get(component)
-        if by_type:
-            total += by_type.get(wound_type, by_type["*"])
-    return total
+    return _summed_effect(component_effects(effects, wound_type), plan)
+
+
+def component_effects(effects: Mapping[str, Any], wound_type: str) -> dict[str, float]:
+    """Each estimated component's effect (log odds ratio) for this wound type."""
+    return {
+        component: by_type.get(wound_type, by_type["*"]) for component, by_type in effects["effects"].items() if by_type
+    }
+
+
+def _summed_effect(by_component: Mapping[str, float], plan: Plan) -> float:
+    return sum([by_component.get(component, 0.0) for component in plan.components], 0.0)
 
 
 def effect_caveats(effects: Mapping[str, Any], plan: Plan, reference: Plan, wound_type: str) -> list[dict[str, str]]:
@@ -261,45 +267,40 @@ def _effect_caveat(caveat_id: str, reason: str) -> dict[str, str]:
 
 
 class _Outcome(NamedTuple):
-    """What ranks a plan, from its curve's summary: survival at the horizon and at 84 days (12 weeks)."""
+    """What ranks a plan, from its curve's summary (survival at the horizon and at 84 days), as the answer shows it."""
 
     meets_floor: bool  # P(healed by 12 weeks), as shown, >= the caller's minimum
-    restricted_mean_weeks: float
-    open_12w: float  # P(still open at 12 weeks)
-    open_by_horizon: float
+    shown: tuple[float, float, float, float]  # the ranking's terms: see `of`
+    p_healed_by_horizon: float
     weekly_cost_usd: float
-    expected_cost_usd: float
     quantile_days: list[float | None]  # QUANTILES
 
     @classmethod
     def of(cls, summary: CurveSummary, weekly: float, floor: float) -> _Outcome:
+        """`shown` is (weeks open, -P(healed by 12 weeks), expected cost, cost per healed wound) as the answer shows
+        them, so plans a clinician sees as equal on one term are ranked by the next."""
         open_at_horizon, open_at_12w = summary.survival
         weeks_open = summary.restricted_mean / DAYS_PER_WEEK
-        expected = expected_cost(weekly, weeks_open)
-        meets_floor = floor <= 0.0 or complement(open_at_12w) >= floor  # as shown; no floor: every plan meets it
-        return cls(meets_floor, weeks_open, open_at_12w, open_at_horizon, weekly, expected, summary.quantiles)
-
-    def shown(self) -> tuple[float, float, float, float]:
-        """(weeks open, -P(healed by 12 weeks), expected cost, cost per healed wound) as the answer shows them: the
-        ranking's terms, so plans a clinician sees as equal on one term are ranked by the next."""
-        expected = rounded(self.expected_cost_usd, USD)
-        per_healed = rounded(cost_per_healed(expected, complement(self.open_by_horizon)), USD)
-        return (
-            rounded(self.restricted_mean_weeks, WEEKS), -complement(self.open_12w), expected,
-            math.inf if per_healed is None else per_healed,
+        p_healed_12w, p_healed_by_horizon = complement(open_at_12w), complement(open_at_horizon)
+        expected = rounded(expected_cost(weekly, weeks_open), USD)
+        per_healed = rounded(cost_per_healed(expected, p_healed_by_horizon), USD)
+        shown = (
+            rounded(weeks_open, WEEKS), -p_healed_12w, expected, math.inf if per_healed is None else per_healed
         )  # fmt: skip
+        meets_floor = floor <= 0.0 or p_healed_12w >= floor  # no floor: every plan meets it
+        return cls(meets_floor, shown, p_healed_by_horizon, weekly, summary.quantiles)
 
     def as_dict(self) -> dict[str, Any]:
         """The plan's predicted healing (weeks, probabilities) and costs (USD) as the answer shows them; the cost
         per healed wound is that of the figures shown."""
         p10, median, p90 = self.quantile_days
-        weeks_open, minus_p_healed_12w, expected, per_healed = self.shown()
+        weeks_open, minus_p_healed_12w, expected, per_healed = self.shown
         return {
             "median_weeks": shown_weeks(median),
             "healing_weeks_p10_p90": [shown_weeks(p10), shown_weeks(p90)],
             "restricted_mean_weeks": weeks_open,
             "p_healed_12w": -minus_p_healed_12w,
-            "p_healed_by_horizon": complement(self.open_by_horizon),
+            "p_healed_by_horizon": self.p_healed_by_horizon,
             "weekly_cost_usd": rounded(self.weekly_cost_usd, USD),
             "expected_cost_usd": expected,
             "cost_per_healed_usd": None if per_healed == math.inf else per_healed,
@@ -381,8 +382,9 @@ def treatment_options(
     anchor = current_plan or (to_score[0] if to_score else candidates[0])
     anchor_row = row if current_plan is not None else {**row, **plan_features(anchor)}
     horizon_days = horizon_weeks * DAYS_PER_WEEK
-    anchor_effect = plan_effect(effects, anchor, row["wound_type"])
-    shifts = [plan_effect(effects, plan, row["wound_type"]) - anchor_effect for plan in to_score]
+    by_component = component_effects(effects, row["wound_type"])
+    anchor_effect = _summed_effect(by_component, anchor)
+    shifts = [_summed_effect(by_component, plan) - anchor_effect for plan in to_score]
     query = CurveQuery([horizon_days, WEEKS_12_DAYS], QUANTILES, horizon_days)
     summaries = summarise(edges, margins([anchor_row])[0], shifts, query)
     outcomes = [
@@ -404,7 +406,7 @@ def treatment_options(
             "plan_id": plan.plan_id,
             "plan": plan.as_assessment_fields(),
             **outcome.as_dict(),
-            "weekly_cost_items_usd": {item: rounded(usd, USD) for item, usd in weekly_cost(plan, catalog).items()},
+            "weekly_cost_items_usd": {item: rounded(usd, USD) for item, usd in catalog.weekly_items(plan).items()},
             "support": n,
             "low_support": n < min_support,
             "caveats": caveats,
@@ -456,7 +458,7 @@ def _screened(
     return admissible, excluded
 
 
-# Each objective's terms, in order, among `_Outcome.shown()`'s (weeks, -P12, cost, cost per healed wound).
+# Each objective's terms, in order, among `_Outcome.shown`'s (weeks, -P12, cost, cost per healed wound).
 _TERMS = {"fastest": (0, 1, 2), "cheapest": (2, 0, 1), "cost_per_healed": (3, 0, 1)}
 
 
@@ -467,8 +469,8 @@ def _ranking(objective: str) -> Callable[[tuple[Plan, Any, _Outcome]], tuple]:
 
     def key(entry: tuple[Plan, Any, _Outcome]) -> tuple:
         plan, _, outcome = entry
-        shown = outcome.shown()
-        return (not outcome.meets_floor, *(shown[i] for i in terms), plan.plan_id)
+        shown = outcome.shown
+        return (not outcome.meets_floor, *[shown[i] for i in terms], plan.plan_id)
 
     return key
 
