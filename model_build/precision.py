@@ -52,17 +52,19 @@ def rounded_all(values: Iterable[float], decimals: int) -> list[float]:
 
 
 def complement(p: float) -> float:
-    """1 - p for a probability p (P(healed) from P(still open)), to PROBABILITY decimals and never shown as certain
-    unless p is exactly 0 or 1: within [0.001, 0.999] otherwise. Computed from p, because 1 - p is already 1.0 in
-    floating point for p below 1e-16."""
-    if 0.0 < p < 1.0:
-        return min(max(round((1.0 - p) * _PROBABILITY_SCALE), 1), _PROBABILITY_SCALE - 1) / _PROBABILITY_SCALE
-    return _certain_complement(p)
+    """1 - p, a probability, as the answer shows it: see `complements`."""
+    return complements((p,))[0]
 
 
 def complements(values: Iterable[float]) -> list[float]:
-    """`complement` of each probability."""
-    return [complement(p) for p in values]
+    """1 - p for each probability p (P(healed) from P(still open)), to PROBABILITY decimals and never shown as
+    certain unless p is exactly 0 or 1: within [0.001, 0.999] otherwise. Computed from p, because 1 - p is already
+    1.0 in floating point for p below 1e-16."""
+    scale = _PROBABILITY_SCALE
+    return [
+        min(round((1.0 - p) * scale) or 1, scale - 1) / scale if 0.0 < p < 1.0 else _certain_complement(p)
+        for p in values
+    ]  # 0 < 1 - p < 1 rounds to 0..scale, shown as 1..scale - 1
 
 
 def _certain_complement(p: float) -> float:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from model_build.costs import CostCatalog
 from model_build.derive import is_closed
 from model_build.features import history_features
 from model_build.progress import ProgressWeights, progress
-from model_build.recommend import Margins, RuleTable, treatment_options
+from model_build.recommend import Margins, RuleTable, TreatmentEffects, treatment_options
 from model_build.trajectory import Summarise, summarise_curves, trajectory
 
 # Ends after which a wound can no longer heal under care: no prediction, the status says why.
@@ -43,6 +44,11 @@ class Scorer:
     margins: Margins
     meta: Mapping[str, Any]
     summarise: Summarise = summarise_curves
+
+    @cached_property
+    def treatment_effects(self) -> TreatmentEffects:
+        """The model's treatment effects, read once per model (`model_build.recommend.TreatmentEffects`)."""
+        return TreatmentEffects(self.meta["treatment_effects"])
 
     @property
     def edges(self) -> list[float]:
@@ -108,7 +114,7 @@ def predict_features(
         catalog,
         rules,
         scorer.meta["support"],
-        scorer.meta["treatment_effects"],
+        scorer.treatment_effects,
         objective=ask.objective,
         min_p_healed_12w=ask.min_p_healed_12w,
         horizon_weeks=horizon,

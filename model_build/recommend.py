@@ -18,12 +18,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from model_build.costs import CostCatalog, cost_per_healed, expected_cost, icer
 from model_build.features import FEATURE_NAMES, TREATMENT_FEATURE_NAMES
 from model_build.plans import INTERVENTIONS, TREATMENT_COLUMNS, Plan, candidate_plans
-from model_build.precision import PROBABILITY, USD, WEEKS, complement, rounded
+from model_build.precision import PROBABILITY, USD, WEEKS, complements, rounded, rounded_all
 from model_build.schema import DEBRIDEMENTS, DRESSINGS
 from model_build.trajectory import DAYS_PER_WEEK, CurveQuery, CurveSummary, Summarise, shown_weeks, summarise_curves
 
@@ -224,88 +224,132 @@ def support_table(exposures: Iterable[Mapping[str, Any]], min_support: int = DEF
 
 def plan_effect(effects: Mapping[str, Any], plan: Plan, wound_type: str) -> float:
     """tau(plan): the sum of its components' effects (log odds ratios) for this wound type; unknown components 0."""
-    return _summed_effect(component_effects(effects, wound_type), plan)
-
-
-def component_effects(effects: Mapping[str, Any], wound_type: str) -> dict[str, float]:
-    """Each estimated component's effect (log odds ratio) for this wound type."""
-    return {
-        component: by_type.get(wound_type, by_type["*"]) for component, by_type in effects["effects"].items() if by_type
-    }
-
-
-def _summed_effect(by_component: Mapping[str, float], plan: Plan) -> float:
-    return sum([by_component.get(component, 0.0) for component in plan.components], 0.0)
-
-
-def effect_caveats(effects: Mapping[str, Any], plan: Plan, reference: Plan, wound_type: str) -> list[dict[str, str]]:
-    """Caveats on the effects a plan's contrast with `reference` rests on: each intervention or debridement it adds
-    or drops whose effect was not estimated (too few training wounds) or whose 95 % interval includes no effect.
-    Dressing classes are left out: they are shrunk hard towards no difference on purpose."""
-    no_effect = f"debridement:{effects['references']['debridement']}"
-    changed = set(plan.components) ^ set(reference.components)
-    out = []
-    for component in sorted(c for c in changed if not c.startswith("dressing:") and c != no_effect):
+    total = 0.0
+    for component in plan.components:
         by_type = effects["effects"].get(component)
-        if not by_type:
-            few = f"fewer than {effects['min_exposed_wounds']} training wounds received it, so no effect is applied"
-            out.append(_effect_caveat("effect_not_estimated", f"{component}: {few}"))
-            continue
-        key = wound_type if wound_type in by_type else "*"
-        tau, se = by_type[key], effects["standard_errors"][component][key]
-        if abs(tau) < 1.96 * se:
-            interval = f"{math.exp(tau - 1.96 * se):.2f}–{math.exp(tau + 1.96 * se):.2f}"
-            reason = (
-                f"{component}: estimated odds ratio {math.exp(tau):.2f}, 95 % interval {interval} includes no effect"
-            )
-            out.append(_effect_caveat("uncertain_effect", reason))
-    return out
+        if by_type:
+            total += by_type.get(wound_type, by_type["*"])
+    return total
+
+
+def effect_caveat(effects: Mapping[str, Any], component: str, wound_type: str) -> dict[str, str] | None:
+    """The caveat on a contrast that adds or drops `component`: its effect was not estimated (too few training
+    wounds) or its 95 % interval includes no effect; None when the effect is clear."""
+    by_type = effects["effects"].get(component)
+    if not by_type:
+        few = f"fewer than {effects['min_exposed_wounds']} training wounds received it, so no effect is applied"
+        return _effect_caveat("effect_not_estimated", f"{component}: {few}")
+    key = wound_type if wound_type in by_type else "*"
+    tau, se = by_type[key], effects["standard_errors"][component][key]
+    if abs(tau) >= 1.96 * se:
+        return None
+    interval = f"{math.exp(tau - 1.96 * se):.2f}–{math.exp(tau + 1.96 * se):.2f}"
+    reason = f"{component}: estimated odds ratio {math.exp(tau):.2f}, 95 % interval {interval} includes no effect"
+    return _effect_caveat("uncertain_effect", reason)
+
+
+class TreatmentEffects:
+    """A model's treatment effects (`serving_meta()["treatment_effects"]`), with each plan's effect and each
+    component's caveat remembered per wound type: options read them for every plan of every request, so serving
+    keeps one per loaded model (`model_build.predict.Scorer`)."""
+
+    def __init__(self, effects: Mapping[str, Any]) -> None:
+        self.effects = effects
+        self._no_effect = f"debridement:{effects['references']['debridement']}"
+        self._plan_effects: dict[tuple[str, str], float] = {}
+        self._caveats: dict[tuple[str, str], dict[str, str] | None] = {}
+
+    @classmethod
+    def of(cls, effects: Mapping[str, Any] | TreatmentEffects) -> TreatmentEffects:
+        return effects if isinstance(effects, TreatmentEffects) else cls(effects)
+
+    def plan_effect(self, plan: Plan, wound_type: str) -> float:
+        """`plan_effect`, remembered."""
+        key = (plan.plan_id, wound_type)
+        tau = self._plan_effects.get(key)
+        if tau is None:
+            tau = self._plan_effects[key] = plan_effect(self.effects, plan, wound_type)
+        return tau
+
+    def caveats(self, plan: Plan, reference: Plan, wound_type: str) -> list[dict[str, str]]:
+        """Caveats on the effects a plan's contrast with `reference` rests on (`effect_caveat`), for each
+        intervention or debridement it adds or drops. Dressing classes are left out: they are shrunk hard towards
+        no difference on purpose."""
+        out = []
+        for component in sorted(set(plan.components).symmetric_difference(reference.components)):
+            if component.startswith("dressing:") or component == self._no_effect:
+                continue
+            key = (component, wound_type)
+            if key not in self._caveats:
+                self._caveats[key] = effect_caveat(self.effects, component, wound_type)
+            caveat = self._caveats[key]
+            if caveat is not None:
+                out.append(dict(caveat))  # the answer's own copy
+        return out
 
 
 def _effect_caveat(caveat_id: str, reason: str) -> dict[str, str]:
     return {"id": caveat_id, "reason": reason, "source": "treatment effects of the model (severity-adjusted)"}
 
 
-class _Outcome(NamedTuple):
-    """What ranks a plan, from its curve's summary (survival at the horizon and at 84 days), as the answer shows it."""
+@dataclass(frozen=True)
+class _Outcomes:
+    """The scored plans' predicted healing and costs as the answer shows them, one column per figure (entry i is
+    plan i), from their curves' summaries: survival at the horizon and at 84 days (12 weeks)."""
 
-    meets_floor: bool  # P(healed by 12 weeks), as shown, >= the caller's minimum
-    shown: tuple[float, float, float, float]  # the ranking's terms: see `of`
-    p_healed_by_horizon: float
-    weekly_cost_usd: float
-    quantile_days: list[float | None]  # QUANTILES
+    weeks_open: list[float]  # restricted mean weeks open within the horizon
+    p_healed_12w: list[float]
+    p_healed_by_horizon: list[float]
+    weekly_cost_usd: list[float]  # unrounded: stated per plan described
+    expected_cost_usd: list[float]
+    cost_per_healed_usd: list[float]  # of the figures shown; inf when no wound is expected to heal
+    meets_floor: list[bool]  # P(healed by 12 weeks), as shown, >= the caller's minimum
+    quantile_days: list[list[float | None]]  # QUANTILES
 
     @classmethod
-    def of(cls, summary: CurveSummary, weekly: float, floor: float) -> _Outcome:
-        """`shown` is (weeks open, -P(healed by 12 weeks), expected cost, cost per healed wound) as the answer shows
-        them, so plans a clinician sees as equal on one term are ranked by the next."""
-        open_at_horizon, open_at_12w = summary.survival
-        weeks_open = summary.restricted_mean / DAYS_PER_WEEK
-        p_healed_12w, p_healed_by_horizon = complement(open_at_12w), complement(open_at_horizon)
-        expected = rounded(expected_cost(weekly, weeks_open), USD)
-        per_healed = rounded(cost_per_healed(expected, p_healed_by_horizon), USD)
-        shown = (
-            rounded(weeks_open, WEEKS), -p_healed_12w, expected, math.inf if per_healed is None else per_healed
+    def of(cls, summaries: Sequence[CurveSummary], weekly_costs: Sequence[float], floor: float) -> _Outcomes:
+        weeks_open = [summary.restricted_mean / DAYS_PER_WEEK for summary in summaries]
+        p_healed_12w = complements([summary.survival[1] for summary in summaries])
+        p_healed_by_horizon = complements([summary.survival[0] for summary in summaries])
+        expected = rounded_all(map(expected_cost, weekly_costs, weeks_open), USD)
+        per_healed = [
+            math.inf if cost is None else rounded(cost, USD)
+            for cost in map(cost_per_healed, expected, p_healed_by_horizon)
+        ]
+        return cls(
+            rounded_all(weeks_open, WEEKS), p_healed_12w, p_healed_by_horizon, list(weekly_costs), expected,
+            per_healed, [floor <= 0.0 or p >= floor for p in p_healed_12w],  # no floor: every plan meets it
+            [summary.quantiles for summary in summaries],
         )  # fmt: skip
-        meets_floor = floor <= 0.0 or p_healed_12w >= floor  # no floor: every plan meets it
-        return cls(meets_floor, shown, p_healed_by_horizon, weekly, summary.quantiles)
 
-    def as_dict(self) -> dict[str, Any]:
-        """The plan's predicted healing (weeks, probabilities) and costs (USD) as the answer shows them; the cost
-        per healed wound is that of the figures shown."""
-        p10, median, p90 = self.quantile_days
-        weeks_open, minus_p_healed_12w, expected, per_healed = self.shown
+    def ranking(self, objective: str, plan_ids: Sequence[str], n: int) -> list[int]:
+        """The first n plans in rank order: those meeting the P(healed by 12 weeks) floor first, then the
+        objective's terms as the answer shows them (plans a clinician sees as equal on one term are ranked by the
+        next), then the plan id."""
+        terms = (self.weeks_open, [-p for p in self.p_healed_12w], self.expected_cost_usd, self.cost_per_healed_usd)
+        missing_floor = [not meets for meets in self.meets_floor]
+        keys = list(zip(missing_floor, *(terms[t] for t in _TERMS[objective]), plan_ids, strict=True))
+        return sorted(range(n), key=keys.__getitem__)
+
+    def as_dict(self, i: int) -> dict[str, Any]:
+        """Plan i's predicted healing (weeks, probabilities) and costs (USD)."""
+        p10, median, p90 = self.quantile_days[i]
+        per_healed = self.cost_per_healed_usd[i]
         return {
             "median_weeks": shown_weeks(median),
             "healing_weeks_p10_p90": [shown_weeks(p10), shown_weeks(p90)],
-            "restricted_mean_weeks": weeks_open,
-            "p_healed_12w": -minus_p_healed_12w,
-            "p_healed_by_horizon": self.p_healed_by_horizon,
-            "weekly_cost_usd": rounded(self.weekly_cost_usd, USD),
-            "expected_cost_usd": expected,
+            "restricted_mean_weeks": self.weeks_open[i],
+            "p_healed_12w": self.p_healed_12w[i],
+            "p_healed_by_horizon": self.p_healed_by_horizon[i],
+            "weekly_cost_usd": rounded(self.weekly_cost_usd[i], USD),
+            "expected_cost_usd": self.expected_cost_usd[i],
             "cost_per_healed_usd": None if per_healed == math.inf else per_healed,
-            "meets_min_p_healed_12w": self.meets_floor,
+            "meets_min_p_healed_12w": self.meets_floor[i],
         }
+
+
+# Each objective's terms, in order, among (weeks open, -P(healed by 12 weeks), expected cost, cost per healed wound).
+_TERMS = {"fastest": (0, 1, 2), "cheapest": (2, 0, 1), "cost_per_healed": (3, 0, 1)}
 
 
 def _versus(option: Mapping[str, Any], current: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -347,7 +391,7 @@ def treatment_options(
     catalog: CostCatalog,
     rules: RuleTable,
     support: Mapping[str, Any],
-    effects: Mapping[str, Any],
+    effects: Mapping[str, Any] | TreatmentEffects,
     *,
     objective: str = "fastest",
     min_p_healed_12w: float = 0.0,
@@ -357,8 +401,9 @@ def treatment_options(
 ) -> dict[str, Any]:
     """Ranked treatment options for the wound whose latest feature row is `row` (from `history_features`).
 
-    `effects` are the model's treatment effects (`serving_meta()["treatment_effects"]`). The scorer is called once,
-    on `row` as recorded (or, when its plan is not fully recorded, with the first admissible plan substituted).
+    `effects` are the model's treatment effects (`serving_meta()["treatment_effects"]`, or a `TreatmentEffects` of
+    them, which remembers what the options read). The scorer is called once, on `row` as recorded (or, when its plan
+    is not fully recorded, with the first admissible plan substituted).
     objective: "fastest" (least expected time open within the horizon), "cheapest" (lowest expected cost), or
     "cost_per_healed" (lowest expected cost / P(healed by the horizon)). Plans below `min_p_healed_12w` are
     ranked after those that meet it and never recommended. Contraindicated plans come back under `excluded`.
@@ -377,35 +422,39 @@ def treatment_options(
     admissible, excluded = _screened(candidates, rules, row)
     current_plan = plan_from_fields(row)
     to_score = [plan for plan, _ in admissible]
-    if current_plan is not None and current_plan not in to_score:
-        to_score.append(current_plan)
+    plan_ids = [plan.plan_id for plan in to_score]
+    current_index = None
+    if current_plan is not None:
+        if current_plan.plan_id not in plan_ids:
+            to_score.append(current_plan)
+            plan_ids.append(current_plan.plan_id)
+        current_index = plan_ids.index(current_plan.plan_id)
     anchor = current_plan or (to_score[0] if to_score else candidates[0])
     anchor_row = row if current_plan is not None else {**row, **plan_features(anchor)}
     horizon_days = horizon_weeks * DAYS_PER_WEEK
-    by_component = component_effects(effects, row["wound_type"])
-    anchor_effect = _summed_effect(by_component, anchor)
-    shifts = [_summed_effect(by_component, plan) - anchor_effect for plan in to_score]
+    wound_type, known_effects = row["wound_type"], TreatmentEffects.of(effects)
+    anchor_effect = known_effects.plan_effect(anchor, wound_type)
+    shifts = [known_effects.plan_effect(plan, wound_type) - anchor_effect for plan in to_score]
     query = CurveQuery([horizon_days, WEEKS_12_DAYS], QUANTILES, horizon_days)
     summaries = summarise(edges, margins([anchor_row])[0], shifts, query)
-    outcomes = [
-        _Outcome.of(summary, catalog.weekly_total(plan), min_p_healed_12w)
-        for plan, summary in zip(to_score, summaries, strict=True)
-    ]  # admissible plans first, in order, then the current plan if it is not among them
+    # admissible plans first, in order, then the current plan if it is not among them
+    outcomes = _Outcomes.of(summaries, [catalog.weekly_total(plan) for plan in to_score], min_p_healed_12w)
 
     group = comparable_group(row["wound_type"], row.get("pi_stage"))
     counts, min_support = support["counts"].get(group, {}), int(support["min_support"])
 
-    def describe(plan: Plan, outcome: _Outcome, caveats: list[dict[str, Any]]) -> dict[str, Any]:
+    def describe(i: int, caveats: list[dict[str, Any]]) -> dict[str, Any]:
+        plan = to_score[i]
         n = int(counts.get(plan.plan_id, 0))
         if n < min_support:
             caveats = [*caveats, _low_support(n, min_support)]
-        if not outcome.meets_floor:
+        if not outcomes.meets_floor[i]:
             caveats = [*caveats, _below_floor(min_p_healed_12w)]
-        caveats = [*caveats, *effect_caveats(effects, plan, anchor, row["wound_type"])]
+        caveats = [*caveats, *known_effects.caveats(plan, anchor, wound_type)]
         return {
             "plan_id": plan.plan_id,
             "plan": plan.as_assessment_fields(),
-            **outcome.as_dict(),
+            **outcomes.as_dict(i),
             "weekly_cost_items_usd": {item: rounded(usd, USD) for item, usd in catalog.weekly_items(plan).items()},
             "support": n,
             "low_support": n < min_support,
@@ -413,22 +462,19 @@ def treatment_options(
         }
 
     current = None
-    if current_plan is not None:
+    if current_plan is not None and current_index is not None:
         current_exclusions, current_caveats = rules.screen(current_plan, row)
-        current = describe(current_plan, outcomes[to_score.index(current_plan)], _dicts(current_caveats))
+        current = describe(current_index, _dicts(current_caveats))
         current["contraindications"] = _dicts(current_exclusions)
         current["in_candidate_plans"] = current_plan in candidates
-    ranked = sorted(
-        ((plan, caveats, outcome) for (plan, caveats), outcome in zip(admissible, outcomes, strict=False)),
-        key=_ranking(objective),
-    )  # zip stops at the admissible plans
+    ranked = outcomes.ranking(objective, plan_ids, len(admissible))
     options = []
-    for rank, (plan, caveats, outcome) in enumerate(ranked[:max_options], start=1):
-        option = describe(plan, outcome, _dicts(caveats))
+    for rank, i in enumerate(ranked[:max_options], start=1):
+        option = describe(i, _dicts(admissible[i][1]))
         option["vs_current"] = _versus(option, current)
         option["rank"] = rank
         options.append(option)
-    recommended = ranked[0][0].plan_id if ranked and ranked[0][2].meets_floor else None
+    recommended = plan_ids[ranked[0]] if ranked and outcomes.meets_floor[ranked[0]] else None
     return {
         "objective": objective,
         "min_p_healed_12w": min_p_healed_12w,
@@ -456,23 +502,6 @@ def _screened(
         else:
             admissible.append((plan, caveats))
     return admissible, excluded
-
-
-# Each objective's terms, in order, among `_Outcome.shown`'s (weeks, -P12, cost, cost per healed wound).
-_TERMS = {"fastest": (0, 1, 2), "cheapest": (2, 0, 1), "cost_per_healed": (3, 0, 1)}
-
-
-def _ranking(objective: str) -> Callable[[tuple[Plan, Any, _Outcome]], tuple]:
-    """Sort key of (plan, caveats, outcome): plans meeting the P(healed by 12 weeks) floor first, then the
-    objective's terms as the answer shows them, then the plan id."""
-    terms = _TERMS[objective]
-
-    def key(entry: tuple[Plan, Any, _Outcome]) -> tuple:
-        plan, _, outcome = entry
-        shown = outcome.shown
-        return (not outcome.meets_floor, *[shown[i] for i in terms], plan.plan_id)
-
-    return key
 
 
 def _dicts(rules: list[Rule]) -> list[dict[str, str]]:
