@@ -57,7 +57,10 @@ SHOWN_DECIMALS = {
 
 def as_shown(row: Mapping[str, Any]) -> dict[str, Any]:
     """A derived row as the API states it; features are computed from the unrounded row."""
-    return {**row, **{name: rounded(row[name], decimals) for name, decimals in SHOWN_DECIMALS.items()}}
+    shown = dict(row)
+    for name, decimals in SHOWN_DECIMALS.items():
+        shown[name] = rounded(row[name], decimals)
+    return shown
 
 
 def round_half_up(value: float, decimals: int) -> float:
@@ -78,13 +81,7 @@ def push_exudate_score(exudate_amount: str | None) -> int | None:
 
 def push_tissue_score(assessment: Mapping[str, Any]) -> int | None:
     """PUSH 3.0 tissue sub-score: closed 0; any eschar 4; else any slough 3; any granulation 2; else 1."""
-    if is_closed(assessment):
-        return 0
-    pcts = _tissue_pcts(assessment)
-    if pcts is None:
-        return None
-    worst = next((t for t in TISSUES_WORST_FIRST[:-1] if pcts[t] > 0), "epithelial")
-    return PUSH_TISSUE_SCORES[worst]
+    return _wound_bed(assessment)[0]
 
 
 def dominant_tissue(assessment: Mapping[str, Any]) -> str | None:
@@ -92,13 +89,7 @@ def dominant_tissue(assessment: Mapping[str, Any]) -> str | None:
 
     A wound bed with no tissue recorded above 0 % is 'epithelial', as in the PUSH tissue rule.
     """
-    if is_closed(assessment):
-        return "closed"
-    pcts = _tissue_pcts(assessment)
-    if pcts is None:
-        return None
-    top = max(pcts.values())
-    return "epithelial" if top == 0 else next(t for t in TISSUES_WORST_FIRST if pcts[t] == top)
+    return _wound_bed(assessment)[1]
 
 
 def is_closed(assessment: Mapping[str, Any]) -> bool:
@@ -117,40 +108,33 @@ def derive_history(wound: Mapping[str, Any], assessments: Sequence[Mapping[str, 
     previous: tuple[date, float | None] | None = None
     rows = []
     for day, assessment in dated:
-        row = {"assessment_key": assessment.get("assessment_key"), **_derive_one(assessment)}
-        area = row["area_cm2"]
+        area, area_calculated = _area(assessment)
+        bmi, bmi_calculated = _bmi(assessment)
+        depth = _number(assessment.get("depth_cm"))
+        tissue_score, tissue = _wound_bed(assessment)
+        scores = (push_area_score(area), push_exudate_score(assessment.get("exudate_amount")), tissue_score)
         first = first or (day, area)
-        row["wound_age_days"] = None if onset is None else (day - onset).days
-        row["days_since_first_assessment"] = (day - first[0]).days
-        row["percent_area_reduction"] = _percent_reduction(first[1], area)
-        row["weekly_healing_rate_cm2"] = None if previous is None else _weekly_rate(previous, (day, area))
+        rows.append(
+            {
+                "assessment_key": assessment.get("assessment_key"),
+                "area_cm2": area,
+                "area_calculated": area_calculated,
+                "volume_cm3": None if area is None or depth is None else area * depth,
+                "bmi": bmi,
+                "bmi_calculated": bmi_calculated,
+                "wound_age_days": None if onset is None else (day - onset).days,
+                "days_since_first_assessment": (day - first[0]).days,
+                "percent_area_reduction": _percent_reduction(first[1], area),
+                "weekly_healing_rate_cm2": None if previous is None else _weekly_rate(previous, (day, area)),
+                "push_area_score": scores[0],
+                "push_exudate_score": scores[1],
+                "push_tissue_score": scores[2],
+                "push_total": None if None in scores else sum(s for s in scores if s is not None),
+                "dominant_tissue": tissue,
+            }
+        )
         previous = (day, area)
-        rows.append({k: row[k] for k in ("assessment_key", *DERIVED_FIELDS)})
     return rows
-
-
-def _derive_one(assessment: Mapping[str, Any]) -> dict[str, Any]:
-    """The fields that need only this assessment."""
-    area, area_calculated = _area(assessment)
-    bmi, bmi_calculated = _bmi(assessment)
-    depth = _number(assessment.get("depth_cm"))
-    scores = (
-        push_area_score(area),
-        push_exudate_score(assessment.get("exudate_amount")),
-        push_tissue_score(assessment),
-    )
-    return {
-        "area_cm2": area,
-        "area_calculated": area_calculated,
-        "volume_cm3": None if area is None or depth is None else area * depth,
-        "bmi": bmi,
-        "bmi_calculated": bmi_calculated,
-        "push_area_score": scores[0],
-        "push_exudate_score": scores[1],
-        "push_tissue_score": scores[2],
-        "push_total": None if None in scores else sum(s for s in scores if s is not None),
-        "dominant_tissue": dominant_tissue(assessment),
-    }
 
 
 def _area(assessment: Mapping[str, Any]) -> tuple[float | None, bool]:
@@ -185,10 +169,26 @@ def _weekly_rate(previous: tuple[date, float | None], current: tuple[date, float
     return (previous_area - area) * 7.0 / gap_days
 
 
+def _wound_bed(assessment: Mapping[str, Any]) -> tuple[int | None, str | None]:
+    """(PUSH tissue sub-score, dominant tissue); (None, None) for an open wound without all four percentages."""
+    if is_closed(assessment):
+        return 0, "closed"
+    pcts = _tissue_pcts(assessment)
+    if pcts is None:
+        return None, None
+    worst = next((t for t in TISSUES_WORST_FIRST[:-1] if pcts[t] > 0), "epithelial")
+    top = max(pcts.values())
+    dominant = "epithelial" if top == 0 else next(t for t in TISSUES_WORST_FIRST if pcts[t] == top)
+    return PUSH_TISSUE_SCORES[worst], dominant
+
+
 def _tissue_pcts(assessment: Mapping[str, Any]) -> dict[str, float] | None:
     """The four tissue percentages, or None when any is missing (the tissue rules need all four)."""
-    known = {t: p for t in TISSUES_WORST_FIRST if (p := _number(assessment.get(f"{t}_pct"))) is not None}
+    known = {t: p for t, column in _TISSUE_COLUMNS if (p := _number(assessment.get(column))) is not None}
     return known if len(known) == len(TISSUES_WORST_FIRST) else None
+
+
+_TISSUE_COLUMNS = tuple((t, f"{t}_pct") for t in TISSUES_WORST_FIRST)
 
 
 def _number(value: Any) -> float | None:

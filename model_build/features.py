@@ -113,26 +113,44 @@ def history_features(
     `derive_history(wound, assessments)` when the caller has it already.
     """
     by_key = {a.get("assessment_key"): a for a in assessments}
+    background = {**patient, **wound}
+    background_row: dict[str, Any] = {}
+    _fill(background_row, background, _BACKGROUND_SPEC)
     rows: list[dict[str, Any]] = []
     carried: dict[str, Any] = {}
     first: dict[str, Any] = {}
     for fields in derived if derived is not None else derive_history(wound, assessments):
-        record = {**patient, **wound, **by_key[fields["assessment_key"]], **fields}
-        row = {}
-        for name, source, categorical, rule in _SPEC:
-            value = record.get(source)
-            if value is None or value != value or value == "":  # value != value: NaN
-                value = None
-            else:
-                value = str(value) if categorical else float(value)
-            if rule == "carried":
-                value = carried[source] = value if value is not None else carried.get(source)
-            elif rule == "first":
-                value = first.setdefault(source, value)
-            row[name] = value
+        assessment = by_key[fields["assessment_key"]]
+        record = {**background, **assessment, **fields}
+        row = dict(background_row)
+        if not (_BACKGROUND_SOURCES.isdisjoint(assessment) and _BACKGROUND_SOURCES.isdisjoint(fields)):
+            _fill(row, record, _BACKGROUND_SPEC)  # a visit's field of the same name overrides the patient's or wound's
+        _fill(row, record, _VISIT_SPEC)
+        for name, source in _CARRIED:
+            value = row[name]
+            row[name] = carried[source] = value if value is not None else carried.get(source)
+        for name, source in _FIRST:
+            row[name] = first.setdefault(source, row[name])
         rows.append(row)
     return rows
 
 
-# The feature loop runs per visit per request in serving: its specification unpacked once.
-_SPEC = tuple((f.name, f.source, f.kind == "categorical", f.rule) for f in FEATURES)
+def _fill(row: dict[str, Any], record: Mapping[str, Any], spec: tuple[tuple[str, str, type], ...]) -> None:
+    """Each feature of `spec` from `record` into `row`: a float or a string, or None when missing, NaN or ""."""
+    for name, source, typed in spec:
+        value = record.get(source)
+        row[name] = None if value is None or value != value or value == "" else typed(value)  # value != value: NaN
+
+
+def _spec(features: Sequence[Feature]) -> tuple[tuple[str, str, type], ...]:
+    return tuple((f.name, f.source, str if f.kind == "categorical" else float) for f in features)
+
+
+# The feature loop runs per visit per request in serving: its specification unpacked once. Patient and wound
+# features (first in FEATURES) are the same at every visit: they are computed once per history.
+_BACKGROUND_FEATURES = (*PATIENT_FEATURES, *WOUND_FEATURES)
+_BACKGROUND_SOURCES = frozenset(f.source for f in _BACKGROUND_FEATURES)
+_BACKGROUND_SPEC = _spec(_BACKGROUND_FEATURES)
+_VISIT_SPEC = _spec(FEATURES[len(_BACKGROUND_FEATURES) :])
+_CARRIED = tuple((f.name, f.source) for f in FEATURES if f.rule == "carried")
+_FIRST = tuple((f.name, f.source) for f in FEATURES if f.rule == "first")

@@ -27,22 +27,26 @@ PROGRESS_VARIABLES = {
 }
 
 
-def variable_value(name: str, row: Mapping[str, Any]) -> float | None:
-    """One progress variable at one visit, from that visit's feature row."""
-    value = row.get(PROGRESS_VARIABLES[name])
-    if value is None or value != value:  # missing or NaN
-        return None
-    return math.log1p(value) if name == "log_area" else float(value)
+def variable_values(row: Mapping[str, Any]) -> dict[str, float | None]:
+    """Every progress variable at one visit, from that visit's feature row; None where missing or NaN."""
+    values: dict[str, float | None] = {}
+    for name, source in PROGRESS_VARIABLES.items():
+        value = row.get(source)
+        if value is None or value != value:  # missing or NaN
+            values[name] = None
+        else:
+            values[name] = math.log1p(value) if name == "log_area" else float(value)
+    return values
 
 
 def changes_since_first(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, float | None]]:
     """Per visit (date order), each variable's change since the first visit; None where either is missing."""
-    first = {name: variable_value(name, rows[0]) for name in PROGRESS_VARIABLES} if rows else {}
+    visits = [variable_values(row) for row in rows]
     out = []
-    for row in rows:
+    for values in visits:
         change = {}
-        for name in PROGRESS_VARIABLES:
-            now, then = variable_value(name, row), first[name]
+        for name, now in values.items():
+            then = visits[0][name]
             change[name] = None if now is None or then is None else now - then
         out.append(change)
     return out
