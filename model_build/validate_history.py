@@ -13,10 +13,10 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from model_build.rules import (
@@ -103,12 +103,12 @@ def check_history(
     shape = _shape_errors(request)
     if shape:
         return HistoryCheck(tuple(shape), malformed=True), None
-    extract_date = extract_date or latest_date_anywhere()
+    extract_day = (extract_date or latest_date_anywhere()).isoformat()
     found = _Findings(len(request["assessments"]), _row_messages(thresholds))
     patient, wound, visits = _parse_sections(request, found)
     _key_rules(patient, wound, visits, found)
-    _wound_rules(wound, extract_date, found)
-    _assessment_rules(wound, visits, extract_date, thresholds, found)
+    _wound_rules(wound, extract_day, found)
+    _assessment_rules(wound, visits, extract_day, thresholds, found)
     _wound_vs_assessments(wound, visits, found)
     check = HistoryCheck(found.all_errors(), found.kept_warnings())
     return check, (_typed(patient, wound, visits) if check.ok else None)
@@ -132,7 +132,7 @@ def typed_history(request: Mapping[str, Any]) -> History:
 
 def _typed(patient: Record, wound: Record, visits: list[Record]) -> History:
     wound["end_reason"] = wound["end_reason"] or "open"
-    return _as_json(patient, "patient"), _as_json(wound, "wound"), [_as_json(v, "assessments") for v in visits]
+    return patient, wound, visits
 
 
 _row_messages = lru_cache(maxsize=8)(row_messages)  # thresholds are frozen: one message table per setting
@@ -146,26 +146,28 @@ class _Findings:
 
     def __init__(self, n_assessments: int, messages: dict[tuple[str, str], str]) -> None:
         self.messages = messages
-        rows = ["patient", "wound", *(_visit(i) for i in range(n_assessments))]
-        self.errors: dict[str, list[Finding]] = {row: [] for row in rows}
-        self.warnings: dict[str, list[Finding]] = {row: [] for row in rows}
+        self.visits = [_visit(i) for i in range(n_assessments)]  # the assessments' row names, in request order
+        self.rows = ["patient", "wound", *self.visits]
+        self.errors: dict[str, list[Finding]] = {}  # by row, for the rows that have any
+        self.warnings: dict[str, list[Finding]] = {}
 
     def error(self, row: str, rule: str, field: str, message: str | None = None) -> None:
         message = message or self.messages[(rule, field)]
-        self.errors[row].append(Finding(rule, f"{row}.{field}", field, message))
+        self.errors.setdefault(row, []).append(Finding(rule, f"{row}.{field}", field, message))
 
     def warn(self, row: str, rule: str, field: str) -> None:
-        self.warnings[row].append(Finding(rule, f"{row}.{field}", field, self.messages[(rule, field)]))
+        finding = Finding(rule, f"{row}.{field}", field, self.messages[(rule, field)])
+        self.warnings.setdefault(row, []).append(finding)
 
     def clean(self, row: str) -> bool:
-        return not self.errors[row]
+        return row not in self.errors
 
     def all_errors(self) -> tuple[Finding, ...]:
-        return tuple(f for row in self.errors.values() for f in row)
+        return tuple(f for row in self.rows if row in self.errors for f in self.errors[row])
 
     def kept_warnings(self) -> tuple[Finding, ...]:
         """Warnings on rows without errors: a rejected row's warnings are moot (as in the table validator)."""
-        return tuple(f for row, flags in self.warnings.items() if self.clean(row) for f in flags)
+        return tuple(f for row in self.rows if row in self.warnings and self.clean(row) for f in self.warnings[row])
 
 
 def _visit(index: int) -> str:
@@ -193,7 +195,7 @@ def _shape_errors(request: Any) -> list[Finding]:
     visits = request.get("assessments")
     if visits is None:
         return found
-    if not isinstance(visits, Sequence) or isinstance(visits, str | bytes):
+    if not isinstance(visits, Sequence) or isinstance(visits, (str, bytes)):
         found.append(Finding("bad_type", "assessments", "assessments", "assessments must be a JSON array"))
     elif not visits:
         found.append(Finding("empty_assessments", "assessments", "assessments", "assessments must not be empty"))
@@ -212,7 +214,9 @@ def _shape_errors(request: Any) -> list[Finding]:
 def _parse_sections(request: Mapping[str, Any], found: _Findings) -> tuple[Record, Record, list[Record]]:
     patient = _parse_record(request["patient"], PATIENTS, "patient", found)
     wound = _parse_record(request["wound"], WOUNDS, "wound", found)
-    visits = [_parse_record(v, ASSESSMENTS, _visit(i), found) for i, v in enumerate(request["assessments"])]
+    visits = [
+        _parse_record(v, ASSESSMENTS, row, found) for row, v in zip(found.visits, request["assessments"], strict=True)
+    ]
     for visit in visits:
         # An assessment may leave out its wound_key: the request holds one wound.
         visit["wound_key"] = visit["wound_key"] or wound["wound_key"]
@@ -222,19 +226,19 @@ def _parse_sections(request: Mapping[str, Any], found: _Findings) -> tuple[Recor
 def _parse_record(record: Mapping[str, Any], table: Table, row: str, found: _Findings) -> Record:
     """Typed values of one request object (None where missing or broken), each broken field a finding."""
     known = _COLUMN_NAMES[table.name]
-    for name in record:
-        if name not in known:
-            found.error(row, "unknown_field", str(name), f"not a field of {table.name}")
+    if not known.issuperset(record):
+        for name in record:
+            if name not in known:
+                found.error(row, "unknown_field", str(name), f"not a field of {table.name}")
     typed: Record = {}
-    inherited = "wound_key" if table is ASSESSMENTS else None
-    for column in table.columns:
-        raw = record.get(column.name)
-        value, rule = (None, None) if raw is None or raw == "" else _PARSERS[column.kind](raw, column)
-        if rule is None and value is None and column.required and column.name != inherited:
+    for name, column, parse, required in _FIELDS[table.name]:
+        raw = record.get(name)
+        value, rule = (None, None) if raw is None or raw == "" else parse(raw, column)
+        if value is None and rule is None and required:
             rule = "missing_required"
         if rule is not None:
-            found.error(row, rule, column.name, column_message(rule, column))
-        typed[column.name] = value
+            found.error(row, rule, name, column_message(rule, column))
+        typed[name] = value
     return typed
 
 
@@ -254,50 +258,67 @@ def _parse_enum(value: Any, column: Column) -> tuple[str | None, str | None]:
     return (value, None) if value in column.values else (None, "bad_enum")
 
 
-def _parse_date(value: Any, column: Column) -> tuple[dt.date | None, str | None]:
-    # re.ASCII: \d would match other scripts' digits, which date.fromisoformat rejects anyway.
-    if not isinstance(value, str) or not re.match(ISO_DATE, value, re.ASCII):
+# re.ASCII: \d would match other scripts' digits, which date.fromisoformat rejects anyway.
+_ISO_DATE = re.compile(ISO_DATE, re.ASCII)
+_EARLIEST_DAY, _LATEST_DAY = EARLIEST_DATE.isoformat(), LATEST_DATE.isoformat()
+
+
+def _parse_date(value: Any, column: Column) -> tuple[str | None, str | None]:
+    """A real day within the tables' range, kept as its ISO string (YYYY-MM-DD strings order as their days)."""
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
         return None, "bad_type"
     try:
-        day = dt.date.fromisoformat(value)
+        dt.date.fromisoformat(value)  # no 2026-02-30
     except ValueError:
         return None, "bad_type"
-    return (day, None) if EARLIEST_DATE <= day <= LATEST_DATE else (None, "bad_type")
+    return (value, None) if _EARLIEST_DAY <= value <= _LATEST_DAY else (None, "bad_type")
 
 
-def _parse_number(value: Any, column: Column) -> tuple[int | float | None, str | None]:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None, "bad_type"  # a number sent as a string, or true/false, is a type error
+# JSON numbers are ints and floats; true and false (bools) are not numbers, nor is a number sent as a string.
+_JSON_NUMBERS = (int, float)
+
+
+def _parse_float(value: Any, column: Column) -> tuple[float | None, str | None]:
+    if type(value) not in _JSON_NUMBERS:
+        return None, "bad_type"
     try:
         number = float(value)
-    except OverflowError:  # an integer beyond the float range
-        number = math.inf if value > 0 else -math.inf
-    # NaN is no number; infinity is one, out of every range (as in the table validator).
-    if math.isnan(number) or (column.kind == "int" and math.isfinite(number) and not number.is_integer()):
-        return None, "bad_type"
-    if not column.low <= number <= column.high:  # type: ignore[operator]
+    except OverflowError:  # an integer beyond the float range, so beyond every column's
         return None, "out_of_range"
-    return (int(number) if column.kind == "int" else number), None
+    if column.low <= number <= column.high:  # type: ignore[operator]
+        return number, None
+    # NaN is no number; infinity is one, out of every range (as in the table validator).
+    return None, "bad_type" if math.isnan(number) else "out_of_range"
+
+
+def _parse_int(value: Any, column: Column) -> tuple[int | None, str | None]:
+    if type(value) not in _JSON_NUMBERS:
+        return None, "bad_type"
+    if isinstance(value, float) and not value.is_integer() and not math.isinf(value):
+        return None, "bad_type"  # a fraction, or NaN; a whole float such as 2.0 is the int 2
+    if column.low <= value <= column.high:
+        return int(value), None
+    return None, "out_of_range"
 
 
 # A present JSON value (not null, not "") as its contract type, or the per-column rule it breaks; by column kind.
 _PARSERS: dict[str, Callable[[Any, Column], tuple[Any, str | None]]] = {
     "bool": _parse_bool,
     "date": _parse_date,
-    "int": _parse_number,
-    "float": _parse_number,
+    "int": _parse_int,
+    "float": _parse_float,
     "key": _parse_key,
     "enum": _parse_enum,
 }
-_DATE_COLUMNS = {name: tuple(c.name for c in table.columns if c.kind == "date") for name, table in SECTIONS.items()}
-
-
-def _as_json(record: Record, section: str) -> Record:
-    """The typed record with its dates back as ISO strings (in place: the record is this module's own)."""
-    for name in _DATE_COLUMNS[section]:
-        if record[name] is not None:
-            record[name] = record[name].isoformat()
-    return record
+# Per section: each column's name, the column, its parser and whether the request must send it (an assessment
+# may leave out its wound_key: the request holds one wound).
+_FIELDS = {
+    table.name: tuple(
+        (c.name, c, _PARSERS[c.kind], c.required and not (table is ASSESSMENTS and c.name == "wound_key"))
+        for c in table.columns
+    )
+    for table in SECTIONS.values()
+}
 
 
 # --- rules across fields and rows -------------------------------------------------------------------------
@@ -307,16 +328,15 @@ def _key_rules(patient: Record, wound: Record, visits: list[Record], found: _Fin
     """The request's keys agree (one patient, one wound) and assessment keys are unique within it."""
     if None not in (wound["patient_key"], patient["patient_key"]) and wound["patient_key"] != patient["patient_key"]:
         found.error("wound", "key_mismatch", "patient_key", "wound.patient_key must equal patient.patient_key")
-    for i, visit in enumerate(visits):
+    repeated = _repeated(v["assessment_key"] for v in visits)
+    for row, visit in zip(found.visits, visits, strict=True):
         if None not in (visit["wound_key"], wound["wound_key"]) and visit["wound_key"] != wound["wound_key"]:
-            found.error(_visit(i), "key_mismatch", "wound_key", "wound_key must equal wound.wound_key")
-    keys = Counter(v["assessment_key"] for v in visits)
-    for i, visit in enumerate(visits):
-        if visit["assessment_key"] is not None and keys[visit["assessment_key"]] > 1:
-            found.error(_visit(i), "duplicate_key", "assessment_key")
+            found.error(row, "key_mismatch", "wound_key", "wound_key must equal wound.wound_key")
+        if visit["assessment_key"] in repeated:
+            found.error(row, "duplicate_key", "assessment_key")
 
 
-def _wound_rules(wound: Record, extract_date: dt.date, found: _Findings) -> None:
+def _wound_rules(wound: Record, extract_day: str, found: _Findings) -> None:
     """Fields required or not allowed by wound type, and the end date limit."""
     kind = wound["wound_type"]
     for field, wound_type in (("pi_stage", "pressure_injury"), ("wagner_grade", "diabetic_foot_ulcer")):
@@ -324,42 +344,42 @@ def _wound_rules(wound: Record, extract_date: dt.date, found: _Findings) -> None
             found.error("wound", "missing_required", field)
         if kind not in (None, wound_type) and wound[field] is not None:
             found.error("wound", "not_applicable", field)
-    if wound["end_date"] is not None and wound["end_date"] > extract_date:
+    if wound["end_date"] is not None and wound["end_date"] > extract_day:
         found.error("wound", "end_after_extract_date", "end_date")
 
 
 def _assessment_rules(
-    wound: Record, visits: list[Record], extract_date: dt.date, limits: SafetyThresholds, found: _Findings
+    wound: Record, visits: list[Record], extract_day: str, limits: SafetyThresholds, found: _Findings
 ) -> None:
     """Consistency and clinical-safety rules of each assessment, using its wound's fields and the extract date."""
-    days = Counter(v["assessed_on"] for v in visits)
-    for i, visit in enumerate(visits):
-        _one_assessment(_visit(i), visit, wound, limits, found)
-        if visit["assessed_on"] is not None and days[visit["assessed_on"]] > 1:
-            found.error(_visit(i), "duplicate_visit_day", "assessed_on")
-        if visit["assessed_on"] is not None and visit["assessed_on"] > extract_date:
-            found.warn(_visit(i), "assessed_after_extract_date", "assessed_on")
+    repeated = _repeated(v["assessed_on"] for v in visits)
+    for row, visit in zip(found.visits, visits, strict=True):
+        _one_assessment(row, visit, wound, limits, found)
+        if visit["assessed_on"] in repeated:
+            found.error(row, "duplicate_visit_day", "assessed_on")
+        if visit["assessed_on"] is not None and visit["assessed_on"] > extract_day:
+            found.warn(row, "assessed_after_extract_date", "assessed_on")
         if _closed(visit) and wound["wound_type"] is not None and not _healed_by(wound, visit["assessed_on"]):
-            found.error(_visit(i), "closed_but_not_healed", "length_cm")
+            found.error(row, "closed_but_not_healed", "length_cm")
     _compression_rules(wound, visits, limits, found)
-    for i, visit in enumerate(visits):
+    for row, visit in zip(found.visits, visits, strict=True):
         if visit["npwt"] is True and visit["eschar_pct"] is not None and visit["eschar_pct"] > 0:
-            found.warn(_visit(i), "npwt_with_eschar", "npwt")
+            found.warn(row, "npwt_with_eschar", "npwt")
 
 
 def _one_assessment(row: str, a: Record, wound: Record, limits: SafetyThresholds, found: _Findings) -> None:
     """The rules that need only this assessment's fields and its wound's."""
-    if 0 in (a["length_cm"], a["width_cm"]) and not _closed(a):
+    closed = _closed(a)
+    if 0 in (a["length_cm"], a["width_cm"]) and not closed:
         found.error(row, "zero_dimension_open", "length_cm")
-    depth_optional = wound["pi_stage"] in PI_STAGES_WITHOUT_DEPTH
-    if a["depth_cm"] is None and not depth_optional and wound["wound_type"] is not None:
+    if a["depth_cm"] is None and wound["wound_type"] is not None and wound["pi_stage"] not in PI_STAGES_WITHOUT_DEPTH:
         found.error(row, "missing_required", "depth_cm")
     area, length, width = a["area_cm2"], a["length_cm"], a["width_cm"]
     # The same expression, in the same float steps, as the table validator.
     if None not in (area, length, width) and area > length * width * (1 + limits.area_tolerance) + 1e-9:
         found.error(row, "area_exceeds_dimensions", "area_cm2")
-    tissue = [a[c] for c in TISSUE_PCT_COLUMNS]
-    if None not in tissue and not _closed(a):
+    tissue = _tissue_pct(a)
+    if None not in tissue and not closed:
         total = sum(tissue)
         if not limits.tissue_sum_low <= total <= limits.tissue_sum_high:
             found.error(row, "tissue_sum", "granulation_pct")
@@ -382,34 +402,53 @@ def _compression_rules(wound: Record, visits: list[Record], limits: SafetyThresh
             continue
         if latest is None:
             if lower_limb:
-                found.warn(_visit(i), "compression_without_abi", "compression")
+                found.warn(found.visits[i], "compression_without_abi", "compression")
         elif latest < limits.abi_contraindicated_below:
-            found.error(_visit(i), "compression_contraindicated", "compression")
+            found.error(found.visits[i], "compression_contraindicated", "compression")
         elif latest < limits.abi_reduced_below:
-            found.warn(_visit(i), "compression_reduced_abi", "compression")
+            found.warn(found.visits[i], "compression_reduced_abi", "compression")
 
 
 def _wound_vs_assessments(wound: Record, visits: list[Record], found: _Findings) -> None:
     """Onset not after, and end not before, the first assessment (among assessments without errors)."""
-    sound = [v["assessed_on"] for i, v in enumerate(visits) if found.clean(_visit(i))]
-    first = min((day for day in sound if day is not None), default=None)
-    if first is None:
+    sound = [
+        v["assessed_on"]
+        for row, v in zip(found.visits, visits, strict=True)
+        if v["assessed_on"] is not None and found.clean(row)
+    ]
+    if not sound:
         return
+    first = min(sound)
     if wound["onset_date"] is not None and wound["onset_date"] > first:
         found.error("wound", "onset_after_first_assessment", "onset_date")
     if wound["end_date"] is not None and wound["end_date"] < first:
         found.error("wound", "end_before_first_assessment", "end_date")
 
 
-def _date_order(day: dt.date | None) -> tuple[bool, dt.date]:
-    return day is None, day or dt.date.min
+def _date_order(day: str | None) -> tuple[bool, str]:
+    return day is None, day or ""
+
+
+def _repeated(values: Iterable[Any]) -> set[Any]:
+    """The values other than None that occur more than once."""
+    seen: set[Any] = set()
+    repeated: set[Any] = set()
+    for value in values:
+        if value in seen:
+            repeated.add(value)
+        seen.add(value)
+    repeated.discard(None)
+    return repeated
+
+
+_tissue_pct = itemgetter(*TISSUE_PCT_COLUMNS)
 
 
 def _closed(visit: Record) -> bool:
     return visit["length_cm"] == 0 and visit["width_cm"] == 0
 
 
-def _healed_by(wound: Record, day: dt.date | None) -> bool:
+def _healed_by(wound: Record, day: str | None) -> bool:
     """Healed on or before `day`; a healed wound with no end date (or a visit with no date) counts as healed."""
     if wound["end_reason"] != "healed":
         return False
