@@ -15,7 +15,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -109,19 +109,28 @@ class RuleTable:
 
     rules: tuple[Rule, ...]
     version: str
+    _screens: dict[tuple[tuple[str, ...], tuple[str, ...]], list[tuple[Plan, list[Rule], list[Rule]]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def screen(self, plan: Plan, row: Mapping[str, Any]) -> tuple[list[Rule], list[Rule]]:
         """(exclusions, caveats) that fire for `plan` on this wound."""
         return _split([rule for rule in self.rules if rule.fires(plan, row)])
 
     def screen_all(self, plans: Iterable[Plan], row: Mapping[str, Any]) -> list[tuple[Plan, list[Rule], list[Rule]]]:
-        """`screen` for many plans, testing each rule's conditions on the wound once."""
+        """`screen` for many plans (read the answer, do not change it), testing each rule's conditions on the wound
+        once. Which rules fire for a plan depends only on which rules hold for the wound: remembered per plans and
+        holding rules, as options screen every plan of every request."""
         holding = [rule for rule in self.rules if rule.holds(row)]
-        out: list[tuple[Plan, list[Rule], list[Rule]]] = []
-        for plan in plans:
-            fired = [r for r in holding if r.component in plan.components]
-            out.append((plan, *_split(fired)) if fired else (plan, [], []))
-        return out
+        plans = tuple(plans)
+        key = (tuple(rule.id for rule in holding), tuple(plan.plan_id for plan in plans))
+        screens = self._screens.get(key)
+        if screens is None:
+            screens = self._screens[key] = []
+            for plan in plans:
+                fired = [r for r in holding if r.component in plan.components]
+                screens.append((plan, *_split(fired)) if fired else (plan, [], []))
+        return list(screens)
 
 
 def _split(fired: list[Rule]) -> tuple[list[Rule], list[Rule]]:
