@@ -175,6 +175,18 @@ def area_series(days: Sequence[float], current_area: float, closure_days: float 
     return [current_area * (1.0 - day / closure_days) ** shape if day < closure_days else 0.0 for day in days]
 
 
+def shown_area_series(
+    days: Sequence[float], current_area: float, closure_days: float | None, shape: float
+) -> list[float]:
+    """`area_series` at ascending `days`, to the precision shown: only the areas before closure are computed and
+    rounded (0 after it); a wound not closed within the horizon shows its current area, rounded once."""
+    if closure_days is None:
+        return [rounded(current_area, AREA_CM2)] * len(days)
+    n_open = bisect_left(days, closure_days)
+    shown = rounded_all(area_series(days[:n_open], current_area, closure_days, shape), AREA_CM2)
+    return shown + [0.0] * (len(days) - n_open)
+
+
 def trajectory(
     edges: Sequence[float],
     margins: Sequence[float],
@@ -198,9 +210,9 @@ def trajectory(
         "weekly": {  # one value per week 0..horizon_weeks, as columns (a chart's series)
             "week": list(range(weeks + 1)),
             "p_healed": p_healed,
-            "area_cm2": rounded_all(area_series(days, current_area, median, shape), AREA_CM2),
-            "area_low_cm2": rounded_all(area_series(days, current_area, low_t, shape), AREA_CM2),
-            "area_high_cm2": rounded_all(area_series(days, current_area, high_t, shape), AREA_CM2),
+            "area_cm2": shown_area_series(days, current_area, median, shape),
+            "area_low_cm2": shown_area_series(days, current_area, low_t, shape),
+            "area_high_cm2": shown_area_series(days, current_area, high_t, shape),
         },
     }
 

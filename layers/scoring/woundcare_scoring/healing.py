@@ -29,11 +29,12 @@ class CompiledHealingModel:
         self.meta = meta
         self.feature_names: list[str] = list(meta["feature_names"])
         self.edges: list[float] = list(meta["interval_edges_days"])
-        self._starts = self.edges[:-1]
-        self._codes = {
+        self._starts = array("d", self.edges[:-1])
+        codes = {
             name: ({level: float(i) for i, level in enumerate(levels)}, _fallback(levels))
             for name, levels in meta["categories"].items()
         }
+        self._codings = [(name, codes.get(name)) for name in self.feature_names]  # None: a numeric feature
 
     @classmethod
     def load(cls, bundle_dir: str | Path, verify: bool = True) -> CompiledHealingModel:
@@ -42,24 +43,22 @@ class CompiledHealingModel:
     def encode(self, row: Mapping[str, Any]) -> list[float | None]:
         """One feature row (model values: floats/None, category strings/None) as the learner's numbers."""
         out: list[float | None] = []
-        for name in self.feature_names:
+        for name, coding in self._codings:
             value = row.get(name)
-            coding = self._codes.get(name)
             if coding is None:
                 out.append(None if value is None else float(value))
             else:
                 levels, fallback = coding
-                out.append(levels.get(value, fallback) if value is not None else fallback)
+                out.append(fallback if value is None else levels.get(value, fallback))
         return out
 
     def margins(self, rows: Sequence[Mapping[str, Any]]) -> list[list[float]]:
         """Logit of each interval's hazard for each row: shape [len(rows)][n_intervals], in one native call."""
         n_intervals, width = len(self._starts), len(self.feature_names) + 1
-        starts = array("d", self._starts)
         design = array("d")
         for row in rows:
             block = array("d", [math.nan if v is None else v for v in self.encode(row)] + [0.0]) * n_intervals
-            block[width - 1 :: width] = starts  # the row once per interval, that interval's start last
+            block[width - 1 :: width] = self._starts  # the row once per interval, that interval's start last
             design.extend(block)
         flat = self.native.predict_batch(design, len(rows) * n_intervals, raw_margin=True)
         return [flat[i : i + n_intervals] for i in range(0, len(flat), n_intervals)]

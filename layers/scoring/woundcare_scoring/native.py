@@ -149,7 +149,12 @@ class NativeModel:
         edge; area under survival on [0, until] per shift). The formulas are model_build.trajectory.Curve's."""
         if len(edges) != len(margins) + 1 or not margins:
             raise ValueError("a curve needs one margin per interval")
-        if edges[0] != 0.0 or not all(0.0 <= day <= edges[-1] for day in (*days, until)):  # NaN fails too
+        checked_days = (*days, until)
+        if (
+            edges[0] != 0.0
+            or any(map(math.isnan, checked_days))
+            or not 0.0 <= min(checked_days) <= max(checked_days) <= edges[-1]
+        ):
             raise ValueError("days must lie within the interval edges")
         if not all(0.0 <= q < 1.0 for q in quantiles):
             raise ValueError("quantiles must lie in [0, 1)")
