@@ -1,25 +1,37 @@
 """The inference API: thin Chalice routes over woundcare_shared.serving, where the logic lives.
 
-Powertools plugs in as Chalice middleware: Logger (correlation id = API Gateway request id; the event is never
-logged), Metrics (EMF), Tracer (responses and errors are not recorded: they hold clinical data).
+Powertools wraps every request through one Chalice middleware: Logger (correlation id = API Gateway request id; the
+event is never logged), Metrics (EMF), Tracer (responses and errors are not recorded: they hold clinical data). Its
+decorators are applied once, at import: Chalice's ConvertToMiddleware would apply them again on every request.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from aws_lambda_powertools.logging import correlation_paths
-from chalice import Chalice, ConvertToMiddleware, Response
+from chalice import Chalice, Response
+from chalice.app import Request
 
 from woundcare_shared import serving
 from woundcare_shared.observability import logger, metrics, tracer
 
 app = Chalice(app_name="woundcare-inference")
-app.register_middleware(
-    ConvertToMiddleware(
-        logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
-    )
-)
-app.register_middleware(ConvertToMiddleware(metrics.log_metrics))
-app.register_middleware(ConvertToMiddleware(tracer.capture_lambda_handler(capture_response=False, capture_error=False)))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
+def _observed(event: dict[str, Any], context: Any, *, respond: Callable[[], Response]) -> Response:
+    """One request, with Powertools around it (decorated once, at import, instead of per request)."""
+    return respond()
+
+
+@app.middleware("http")
+def _observe(event: Request, get_response: Callable[[Request], Response]) -> Response:
+    return _observed(event.to_original_event(), event.lambda_context, respond=lambda: get_response(event))
+
 
 serving.get_server()  # cold start: configuration, services, and the models loaded and checksum-verified
 
