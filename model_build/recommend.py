@@ -25,7 +25,7 @@ from model_build.features import FEATURE_NAMES, TREATMENT_FEATURE_NAMES
 from model_build.plans import INTERVENTIONS, TREATMENT_COLUMNS, Plan, candidate_plans
 from model_build.precision import PROBABILITY, USD, WEEKS, complements, rounded, rounded_all
 from model_build.schema import DEBRIDEMENTS, DRESSINGS
-from model_build.trajectory import DAYS_PER_WEEK, CurveQuery, CurveSummary, Summarise, shown_weeks, summarise_curves
+from model_build.trajectory import DAYS_PER_WEEK, CurveQuery, CurveSummaries, Summarise, shown_weeks, summarise_curves
 
 DEFAULT_RULES = resources.files("model_build") / "data" / "contraindications.json"
 OBJECTIVES = ("fastest", "cheapest", "cost_per_healed")
@@ -313,13 +313,14 @@ class _Outcomes:
     expected_cost_usd: list[float]
     cost_per_healed_usd: list[float]  # of the figures shown; inf when no wound is expected to heal
     meets_floor: list[bool]  # P(healed by 12 weeks), as shown, >= the caller's minimum
-    quantile_days: list[list[float | None]]  # QUANTILES
+    quantile_days: list[float | None]  # QUANTILES, plan by plan
 
     @classmethod
-    def of(cls, summaries: Sequence[CurveSummary], weekly_costs: Sequence[float], floor: float) -> _Outcomes:
-        weeks_open = [summary.restricted_mean / DAYS_PER_WEEK for summary in summaries]
-        p_healed_12w = complements([summary.survival[1] for summary in summaries])
-        p_healed_by_horizon = complements([summary.survival[0] for summary in summaries])
+    def of(cls, summaries: CurveSummaries, weekly_costs: Sequence[float], floor: float) -> _Outcomes:
+        """From the plans' curves summarised at (the horizon, 12 weeks) and QUANTILES, and their weekly costs."""
+        weeks_open = [mean / DAYS_PER_WEEK for mean in summaries.restricted_means]
+        p_healed_12w = complements(summaries.survival[1::2])
+        p_healed_by_horizon = complements(summaries.survival[::2])
         expected = rounded_all(map(expected_cost, weekly_costs, weeks_open), USD)
         per_healed = [
             math.inf if cost is None else rounded(cost, USD)
@@ -328,7 +329,7 @@ class _Outcomes:
         return cls(
             rounded_all(weeks_open, WEEKS), p_healed_12w, p_healed_by_horizon, list(weekly_costs), expected,
             per_healed, [floor <= 0.0 or p >= floor for p in p_healed_12w],  # no floor: every plan meets it
-            [summary.quantiles for summary in summaries],
+            summaries.quantile_days,
         )  # fmt: skip
 
     def ranking(self, objective: str, plan_ids: Sequence[str], n: int) -> list[int]:
@@ -342,7 +343,7 @@ class _Outcomes:
 
     def as_dict(self, i: int) -> dict[str, Any]:
         """Plan i's predicted healing (weeks, probabilities) and costs (USD)."""
-        p10, median, p90 = self.quantile_days[i]
+        p10, median, p90 = self.quantile_days[i * len(QUANTILES) : (i + 1) * len(QUANTILES)]
         per_healed = self.cost_per_healed_usd[i]
         return {
             "median_weeks": shown_weeks(median),

@@ -133,13 +133,14 @@ def locate(edges: Sequence[float], days: Sequence[float]) -> list[tuple[int, flo
     return out
 
 
-class CurveSummary(NamedTuple):
-    """One curve's survival at the days asked, the days its shares asked have healed (None beyond the horizon),
-    and its restricted mean (days open within the `until` asked)."""
+class CurveSummaries(NamedTuple):
+    """Curves' survival at the days asked, the days their shares asked have healed (None beyond the horizon), and
+    their restricted means (days open within the `until` asked): curve by curve, in flat lists, as the compiled
+    library returns them (curve i's survival at survival[i * len(days) + d])."""
 
     survival: list[float]
-    quantiles: list[float | None]
-    restricted_mean: float
+    quantile_days: list[float | None]
+    restricted_means: list[float]
 
 
 class CurveQuery(NamedTuple):
@@ -152,19 +153,21 @@ class CurveQuery(NamedTuple):
 
 
 # Summaries of the curve on `edges` with hazard logits `margins`, shifted by each of `shifts`, as asked.
-Summarise = Callable[[Sequence[float], Sequence[float], Sequence[float], CurveQuery], list[CurveSummary]]
+Summarise = Callable[[Sequence[float], Sequence[float], Sequence[float], CurveQuery], CurveSummaries]
 
 
 def summarise_curves(
     edges: Sequence[float], margins: Sequence[float], shifts: Sequence[float], query: CurveQuery
-) -> list[CurveSummary]:
+) -> CurveSummaries:
     """The reference `Summarise`, on `Curve`; serving uses the compiled bundle's twin (the same quantities in C)."""
     base, located = Curve(tuple(edges), tuple(margins)), locate(edges, query.days)
-    curves = (base.shifted(shift) for shift in shifts)
-    return [
-        CurveSummary(c.survival_at(located), c.quantiles(query.quantiles), c.restricted_mean(query.until))
-        for c in curves
-    ]
+    summaries = CurveSummaries([], [], [])
+    for shift in shifts:
+        curve = base.shifted(shift)
+        summaries.survival.extend(curve.survival_at(located))
+        summaries.quantile_days.extend(curve.quantiles(query.quantiles))
+        summaries.restricted_means.append(curve.restricted_mean(query.until))
+    return summaries
 
 
 def area_series(days: Sequence[float], current_area: float, closure_days: float | None, shape: float) -> list[float]:
@@ -199,8 +202,8 @@ def trajectory(
     milestones."""
     weeks = min(horizon_weeks, int(edges[-1] // DAYS_PER_WEEK))
     days = [week * DAYS_PER_WEEK for week in range(weeks + 1)]
-    [summary] = summarise(edges, margins, (0.0,), CurveQuery(days, (BAND[0], 0.5, BAND[1]), 0.0))
-    low_t, median, high_t = summary.quantiles
+    summary = summarise(edges, margins, (0.0,), CurveQuery(days, (BAND[0], 0.5, BAND[1]), 0.0))
+    low_t, median, high_t = summary.quantile_days
     p_healed = complements(summary.survival)
     return {
         "horizon_weeks": weeks,

@@ -107,8 +107,7 @@ def test_summaries_are_the_shifted_curves_queried_one_by_one():
     edges, margins = (0.0, 7.0, 14.0, 28.0, 42.0), (-2.0, -1.5, -1.0, -2.5)
     days = [0.0, 3.5, 14.0, 35.0, 42.0]
     summaries = summarise_curves(edges, margins, [0.0, 0.7], CurveQuery(days, (0.1, 0.5), 30.0))
-    for shift, summary in zip([0.0, 0.7], summaries, strict=True):
-        curve = Curve(edges, margins).shifted(shift)
-        assert summary.survival == [curve.survival(d) for d in days]
-        assert summary.quantiles == curve.quantiles((0.1, 0.5))
-        assert summary.restricted_mean == curve.restricted_mean(30.0)
+    curves = [Curve(edges, margins).shifted(shift) for shift in (0.0, 0.7)]
+    assert summaries.survival == [curve.survival(d) for curve in curves for d in days]  # curve by curve
+    assert summaries.quantile_days == [q for curve in curves for q in curve.quantiles((0.1, 0.5))]
+    assert summaries.restricted_means == [curve.restricted_mean(30.0) for curve in curves]

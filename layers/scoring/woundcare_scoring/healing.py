@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from model_build.trajectory import CurveQuery, CurveSummary
+from model_build.trajectory import CurveQuery, CurveSummaries
 from woundcare_scoring.native import NativeModel
 
 MISSING_CATEGORY = "__missing__"  # as model_build.survival.MISSING_CATEGORY
@@ -65,17 +65,11 @@ class CompiledHealingModel:
 
     def summarise(
         self, edges: Sequence[float], margins: Sequence[float], shifts: Sequence[float], query: CurveQuery
-    ) -> list[CurveSummary]:
+    ) -> CurveSummaries:
         """`model_build.trajectory.summarise_curves` in one native call (the library's woundcare_curve_summaries)."""
         survival, quantile_days, areas = self.native.curve_summaries(edges, margins, shifts, *query)
-        n_days, n_quantiles = len(query.days), len(query.quantiles)
-        quantile_or_none = [None if day != day else day for day in quantile_days]  # NaN: beyond the horizon
-        return [
-            CurveSummary(
-                survival[i * n_days : (i + 1) * n_days], quantile_or_none[i * n_quantiles : (i + 1) * n_quantiles], area
-            )
-            for i, area in enumerate(areas)
-        ]
+        beyond_horizon = [None if day != day else day for day in quantile_days]  # the library's NaN
+        return CurveSummaries(survival, beyond_horizon, areas)
 
 
 def _fallback(levels: Sequence[str]) -> float | None:
