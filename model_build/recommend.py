@@ -433,12 +433,9 @@ def treatment_options(
     current_plan = plan_from_fields(row)
     to_score = [plan for plan, _ in admissible]
     plan_ids = [plan.plan_id for plan in to_score]
-    current_index = None
-    if current_plan is not None:
-        if current_plan.plan_id not in plan_ids:
-            to_score.append(current_plan)
-            plan_ids.append(current_plan.plan_id)
-        current_index = plan_ids.index(current_plan.plan_id)
+    if current_plan is not None and current_plan.plan_id not in plan_ids:
+        to_score.append(current_plan)
+        plan_ids.append(current_plan.plan_id)
     anchor = current_plan or (to_score[0] if to_score else candidates[0])
     anchor_row = row if current_plan is not None else {**row, **plan_features(anchor)}
     horizon_days = horizon_weeks * DAYS_PER_WEEK
@@ -472,9 +469,9 @@ def treatment_options(
         }
 
     current = None
-    if current_plan is not None and current_index is not None:
+    if current_plan is not None:
         current_exclusions, current_caveats = rules.screen(current_plan, row)
-        current = describe(current_index, _dicts(current_caveats))
+        current = describe(plan_ids.index(current_plan.plan_id), _dicts(current_caveats))
         current["contraindications"] = _dicts(current_exclusions)
         current["in_candidate_plans"] = current_plan in candidates
     ranked = outcomes.ranking(objective, plan_ids, len(admissible))
