@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 
 from model_build.plans import INTERVENTIONS, Plan
 from model_build.schema import COST_UNITS
@@ -43,7 +44,7 @@ class CostCatalog:
 
     items: Mapping[str, CatalogItem]
     version: str
-    _weekly: dict[str, tuple[float, dict[str, float]]] = field(
+    _weekly: dict[str, tuple[float, Mapping[str, float]]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
@@ -52,15 +53,15 @@ class CostCatalog:
         return self._weekly_of(plan)[0]
 
     def weekly_items(self, plan: Plan) -> Mapping[str, float]:
-        """`weekly_cost` of the plan (read it, do not change it)."""
+        """`weekly_cost` of the plan, read-only."""
         return self._weekly_of(plan)[1]
 
-    def _weekly_of(self, plan: Plan) -> tuple[float, dict[str, float]]:
+    def _weekly_of(self, plan: Plan) -> tuple[float, Mapping[str, float]]:
         """(total, items) of a week of the plan, remembered: options cost every plan per request."""
         known = self._weekly.get(plan.plan_id)
         if known is None:
             items = weekly_cost(plan, self)
-            known = self._weekly[plan.plan_id] = (sum(items.values()), items)
+            known = self._weekly[plan.plan_id] = (sum(items.values()), MappingProxyType(items))
         return known
 
     def item(self, name: str) -> CatalogItem:

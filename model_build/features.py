@@ -147,10 +147,10 @@ def _spec(features: Sequence[Feature]) -> tuple[tuple[str, str, type], ...]:
 
 
 # The feature loop runs per visit per request in serving: its specification unpacked once. Patient and wound
-# features (first in FEATURES) are the same at every visit: they are computed once per history.
+# features are the same at every visit: they are computed once per history.
 _BACKGROUND_FEATURES = (*PATIENT_FEATURES, *WOUND_FEATURES)
 _BACKGROUND_SOURCES = frozenset(f.source for f in _BACKGROUND_FEATURES)
 _BACKGROUND_SPEC = _spec(_BACKGROUND_FEATURES)
-_VISIT_SPEC = _spec(FEATURES[len(_BACKGROUND_FEATURES) :])
+_VISIT_SPEC = _spec([f for f in FEATURES if f not in _BACKGROUND_FEATURES])
 _CARRIED = tuple((f.name, f.source) for f in FEATURES if f.rule == "carried")
 _FIRST = tuple((f.name, f.source) for f in FEATURES if f.rule == "first")

@@ -103,38 +103,42 @@ class Rule:
         return {"id": self.id, "reason": self.reason, "source": self.source}
 
 
+Screen = tuple[Plan, tuple[Rule, ...], tuple[Rule, ...]]  # a plan, the rules excluding it, the rules caveating it
+
+
 @dataclass(frozen=True)
 class RuleTable:
     """The parsed rule table; `version` is a content hash, so any edit of the file is a new version."""
 
     rules: tuple[Rule, ...]
     version: str
-    _screens: dict[tuple[tuple[str, ...], tuple[str, ...]], list[tuple[Plan, list[Rule], list[Rule]]]] = field(
+    _screens: dict[tuple[tuple[str, ...], tuple[str, ...]], list[Screen]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
-    def screen(self, plan: Plan, row: Mapping[str, Any]) -> tuple[list[Rule], list[Rule]]:
+    def screen(self, plan: Plan, row: Mapping[str, Any]) -> tuple[tuple[Rule, ...], tuple[Rule, ...]]:
         """(exclusions, caveats) that fire for `plan` on this wound."""
         return _split([rule for rule in self.rules if rule.fires(plan, row)])
 
-    def screen_all(self, plans: Iterable[Plan], row: Mapping[str, Any]) -> list[tuple[Plan, list[Rule], list[Rule]]]:
-        """`screen` for many plans (read the answer, do not change it), testing each rule's conditions on the wound
-        once. Which rules fire for a plan depends only on which rules hold for the wound: remembered per plans and
-        holding rules, as options screen every plan of every request."""
+    def screen_all(self, plans: Iterable[Plan], row: Mapping[str, Any]) -> list[Screen]:
+        """`screen` for many plans, testing each rule's conditions on the wound once. Which rules fire for a plan
+        depends only on which rules hold for the wound: remembered per plans and holding rules, as options screen
+        every plan of every request."""
         holding = [rule for rule in self.rules if rule.holds(row)]
         plans = tuple(plans)
         key = (tuple(rule.id for rule in holding), tuple(plan.plan_id for plan in plans))
         screens = self._screens.get(key)
         if screens is None:
-            screens = self._screens[key] = []
+            screens = []
             for plan in plans:
                 fired = [r for r in holding if r.component in plan.components]
-                screens.append((plan, *_split(fired)) if fired else (plan, [], []))
+                screens.append((plan, *_split(fired)) if fired else (plan, (), ()))
+            self._screens[key] = screens  # whole, so another thread never reads a part
         return list(screens)
 
 
-def _split(fired: list[Rule]) -> tuple[list[Rule], list[Rule]]:
-    return [r for r in fired if r.action == "exclude"], [r for r in fired if r.action == "caveat"]
+def _split(fired: list[Rule]) -> tuple[tuple[Rule, ...], tuple[Rule, ...]]:
+    return tuple(r for r in fired if r.action == "exclude"), tuple(r for r in fired if r.action == "caveat")
 
 
 def parse_rules(text: str) -> RuleTable:
@@ -333,9 +337,9 @@ class _Outcomes:
         )  # fmt: skip
 
     def ranking(self, objective: str, plan_ids: Sequence[str], n: int) -> list[int]:
-        """The first n plans in rank order: those meeting the P(healed by 12 weeks) floor first, then the
-        objective's terms as the answer shows them (plans a clinician sees as equal on one term are ranked by the
-        next), then the plan id."""
+        """Plans 0..n-1 (the admissible ones) in rank order: those meeting the P(healed by 12 weeks) floor first,
+        then the objective's terms as the answer shows them (plans a clinician sees as equal on one term are ranked
+        by the next), then the plan id."""
         terms = (self.weeks_open, [-p for p in self.p_healed_12w], self.expected_cost_usd, self.cost_per_healed_usd)
         missing_floor = [not meets for meets in self.meets_floor]
         keys = list(zip(missing_floor, *(terms[t] for t in _TERMS[objective]), plan_ids, strict=True))
@@ -500,7 +504,7 @@ def treatment_options(
 
 def _screened(
     candidates: list[Plan], rules: RuleTable, row: Mapping[str, Any]
-) -> tuple[list[tuple[Plan, list[Rule]]], list[dict[str, Any]]]:
+) -> tuple[list[tuple[Plan, tuple[Rule, ...]]], list[dict[str, Any]]]:
     """(admissible plans with their caveats, excluded plans with the rules that excluded them)."""
     admissible, excluded = [], []
     for plan, exclusions, caveats in rules.screen_all(candidates, row):
@@ -511,7 +515,7 @@ def _screened(
     return admissible, excluded
 
 
-def _dicts(rules: list[Rule]) -> list[dict[str, str]]:
+def _dicts(rules: Iterable[Rule]) -> list[dict[str, str]]:
     return [rule.as_dict() for rule in rules]
 
 

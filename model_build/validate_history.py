@@ -278,8 +278,13 @@ def _parse_date(value: Any, column: Column) -> tuple[str | None, str | None]:
 _JSON_NUMBERS = (int, float)
 
 
+def _number_subclass(value: Any) -> bool:
+    """An int or float of a subclass (numpy's float64, from a Python caller); a bool is no number."""
+    return isinstance(value, _JSON_NUMBERS) and not isinstance(value, bool)
+
+
 def _parse_float(value: Any, column: Column) -> tuple[float | None, str | None]:
-    if type(value) not in _JSON_NUMBERS:
+    if type(value) not in _JSON_NUMBERS and not _number_subclass(value):
         return None, "bad_type"
     try:
         number = float(value)
@@ -292,7 +297,7 @@ def _parse_float(value: Any, column: Column) -> tuple[float | None, str | None]:
 
 
 def _parse_int(value: Any, column: Column) -> tuple[int | None, str | None]:
-    if type(value) not in _JSON_NUMBERS:
+    if type(value) not in _JSON_NUMBERS and not _number_subclass(value):
         return None, "bad_type"
     if isinstance(value, float) and not value.is_integer() and not math.isinf(value):
         return None, "bad_type"  # a fraction, or NaN; a whole float such as 2.0 is the int 2

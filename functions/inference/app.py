@@ -23,14 +23,14 @@ app = Chalice(app_name="woundcare-inference")
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False, capture_error=False)
-def _observed(event: dict[str, Any], context: Any, *, respond: Callable[[], Response]) -> Response:
-    """One request, with Powertools around it (decorated once, at import, instead of per request)."""
+def handle_request(event: dict[str, Any], context: Any, *, respond: Callable[[], Response]) -> Response:
+    """One request, with Powertools around it (decorated once, at import; its X-Ray subsegment is named after it)."""
     return respond()
 
 
 @app.middleware("http")
 def _observe(event: Request, get_response: Callable[[Request], Response]) -> Response:
-    return _observed(event.to_original_event(), event.lambda_context, respond=lambda: get_response(event))
+    return handle_request(event.to_original_event(), event.lambda_context, respond=lambda: get_response(event))
 
 
 serving.get_server()  # cold start: configuration, services, and the models loaded and checksum-verified

@@ -65,7 +65,7 @@ INTEGERS_OR_NONE = {
     "push_change_since_previous",
     "days_since_first_assessment",
 }
-# The outcome figures of one plan as `_Outcome.as_dict` shows them.
+# The outcome figures of one plan as `_Outcomes.as_dict` shows them.
 OUTCOME_FIELDS = (
     "median_weeks",
     "healing_weeks_p10_p90",

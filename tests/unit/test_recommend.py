@@ -131,7 +131,7 @@ def test_hyperbaric_oxygen_is_excluded_outside_diabetic_foot_ulcers():
     plan = next(p for p in candidate_plans("diabetic_foot_ulcer", "foot_plantar", None, 3) if p.hyperbaric_oxygen)
     exclusions, _ = RULES.screen(plan, wound_row(wound_type="pressure_injury", location="heel"))
     assert [r.id for r in exclusions] == ["hbot-outside-dfu"]
-    assert RULES.screen(plan, wound_row(wound_type="diabetic_foot_ulcer", location="foot_plantar")) == ([], [])
+    assert RULES.screen(plan, wound_row(wound_type="diabetic_foot_ulcer", location="foot_plantar")) == ((), ())
 
 
 @pytest.mark.parametrize("objective", ["fastest", "cheapest", "cost_per_healed"])
@@ -150,7 +150,7 @@ def test_no_option_and_no_recommendation_violates_a_contraindication(fields, obj
     out = options(row, objective=objective)
     # Then no option (and so no recommendation) has an exclusion rule firing, and every excluded plan has one
     for option in out["options"]:
-        assert RULES.screen(Plan.from_id(option["plan_id"]), row)[0] == []
+        assert RULES.screen(Plan.from_id(option["plan_id"]), row)[0] == ()
     assert out["excluded"] and all(e["reasons"] for e in out["excluded"])
     assert out["recommended"] in {o["plan_id"] for o in out["options"]}
 

@@ -68,8 +68,7 @@ class CompiledHealingModel:
     ) -> CurveSummaries:
         """`model_build.trajectory.summarise_curves` in one native call (the library's woundcare_curve_summaries)."""
         survival, quantile_days, areas = self.native.curve_summaries(edges, margins, shifts, *query)
-        beyond_horizon = [None if day != day else day for day in quantile_days]  # the library's NaN
-        return CurveSummaries(survival, beyond_horizon, areas)
+        return CurveSummaries(survival, [None if day != day else day for day in quantile_days], areas)  # NaN: None
 
 
 def _fallback(levels: Sequence[str]) -> float | None:

@@ -152,8 +152,8 @@ class NativeModel:
         checked_days = (*days, until)
         if (
             edges[0] != 0.0
-            or any(map(math.isnan, checked_days))
             or not 0.0 <= min(checked_days) <= max(checked_days) <= edges[-1]
+            or any(map(math.isnan, checked_days))  # NaN passes the comparisons above
         ):
             raise ValueError("days must lie within the interval edges")
         if not all(0.0 <= q < 1.0 for q in quantiles):
