@@ -509,7 +509,7 @@ def _screened(
     admissible, excluded = [], []
     for plan, exclusions, caveats in rules.screen_all(candidates, row):
         if exclusions:
-            excluded.append({"plan_id": plan.plan_id, "reasons": [r.as_dict() for r in exclusions]})
+            excluded.append({"plan_id": plan.plan_id, "reasons": _dicts(exclusions)})
         else:
             admissible.append((plan, caveats))
     return admissible, excluded
