@@ -10,13 +10,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from types import MappingProxyType
 
 from model_build.plans import INTERVENTIONS, Plan
+from model_build.precision import USD, rounded
 from model_build.schema import COST_UNITS
 
 DEFAULT_CATALOG = resources.files("model_build") / "data" / "cost_catalog.csv"
@@ -44,24 +44,25 @@ class CostCatalog:
 
     items: Mapping[str, CatalogItem]
     version: str
-    _weekly: dict[str, tuple[float, Mapping[str, float]]] = field(
+    _weekly: dict[str, tuple[float, dict[str, float]]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
-    def weekly_total(self, plan: Plan) -> float:
-        """Cost in USD of one week of the plan (`weekly_cost` summed)."""
-        return self._weekly_of(plan)[0]
+    def weekly_totals(self, plans: Iterable[Plan]) -> list[float]:
+        """Cost in USD of one week of each plan (`weekly_cost` summed)."""
+        return [self._weekly_of(plan)[0] for plan in plans]
 
-    def weekly_items(self, plan: Plan) -> Mapping[str, float]:
-        """`weekly_cost` of the plan, read-only."""
-        return self._weekly_of(plan)[1]
+    def shown_weekly_items(self, plan: Plan) -> dict[str, float]:
+        """`weekly_cost` of the plan to the cent, as the answer states it (the caller's own copy)."""
+        return dict(self._weekly_of(plan)[1])
 
-    def _weekly_of(self, plan: Plan) -> tuple[float, Mapping[str, float]]:
-        """(total, items) of a week of the plan, remembered: options cost every plan per request."""
+    def _weekly_of(self, plan: Plan) -> tuple[float, dict[str, float]]:
+        """(total, items to the cent) of a week of the plan, remembered: options cost every plan per request."""
         known = self._weekly.get(plan.plan_id)
         if known is None:
             items = weekly_cost(plan, self)
-            known = self._weekly[plan.plan_id] = (sum(items.values()), MappingProxyType(items))
+            shown = {item: rounded(usd, USD) for item, usd in items.items()}
+            known = self._weekly[plan.plan_id] = (sum(items.values()), shown)
         return known
 
     def item(self, name: str) -> CatalogItem:

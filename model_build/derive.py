@@ -81,7 +81,7 @@ def push_exudate_score(exudate_amount: str | None) -> int | None:
 
 def push_tissue_score(assessment: Mapping[str, Any]) -> int | None:
     """PUSH 3.0 tissue sub-score: closed 0; any eschar 4; else any slough 3; any granulation 2; else 1."""
-    return _wound_bed(assessment)[0]
+    return _wound_bed(assessment, is_closed(assessment))[0]
 
 
 def dominant_tissue(assessment: Mapping[str, Any]) -> str | None:
@@ -89,12 +89,16 @@ def dominant_tissue(assessment: Mapping[str, Any]) -> str | None:
 
     A wound bed with no tissue recorded above 0 % is 'epithelial', as in the PUSH tissue rule.
     """
-    return _wound_bed(assessment)[1]
+    return _wound_bed(assessment, is_closed(assessment))[1]
 
 
 def is_closed(assessment: Mapping[str, Any]) -> bool:
     """Closed means length = width = 0 (contract)."""
-    return _number(assessment.get("length_cm")) == 0 and _number(assessment.get("width_cm")) == 0
+    return _closed(_number(assessment.get("length_cm")), _number(assessment.get("width_cm")))
+
+
+def _closed(length: float | None, width: float | None) -> bool:
+    return length == 0 and width == 0
 
 
 def derive_history(wound: Mapping[str, Any], assessments: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -108,10 +112,12 @@ def derive_history(wound: Mapping[str, Any], assessments: Sequence[Mapping[str, 
     previous: tuple[date, float | None] | None = None
     rows = []
     for day, assessment in dated:
-        area, area_calculated = _area(assessment)
+        given = _number(assessment.get("area_cm2"))
+        length, width = _number(assessment.get("length_cm")), _number(assessment.get("width_cm"))
+        area, area_calculated = _area(given, length, width)
         bmi, bmi_calculated = _bmi(assessment)
         depth = _number(assessment.get("depth_cm"))
-        tissue_score, tissue = _wound_bed(assessment)
+        tissue_score, tissue = _wound_bed(assessment, _closed(length, width))
         scores = (push_area_score(area), push_exudate_score(assessment.get("exudate_amount")), tissue_score)
         first = first or (day, area)
         rows.append(
@@ -137,9 +143,7 @@ def derive_history(wound: Mapping[str, Any], assessments: Sequence[Mapping[str, 
     return rows
 
 
-def _area(assessment: Mapping[str, Any]) -> tuple[float | None, bool]:
-    given = _number(assessment.get("area_cm2"))
-    length, width = _number(assessment.get("length_cm")), _number(assessment.get("width_cm"))
+def _area(given: float | None, length: float | None, width: float | None) -> tuple[float | None, bool]:
     if given is None and length is not None and width is not None:
         return round_half_up(length * width, AREA_DECIMALS), True
     return (None if given is None else round_half_up(given, AREA_DECIMALS)), False
@@ -169,26 +173,20 @@ def _weekly_rate(previous: tuple[date, float | None], current: tuple[date, float
     return (previous_area - area) * 7.0 / gap_days
 
 
-def _wound_bed(assessment: Mapping[str, Any]) -> tuple[int | None, str | None]:
+def _wound_bed(assessment: Mapping[str, Any], closed: bool) -> tuple[int | None, str | None]:
     """(PUSH tissue sub-score, dominant tissue); (None, None) for an open wound without all four percentages."""
-    if is_closed(assessment):
+    if closed:
         return 0, "closed"
-    pcts = _tissue_pcts(assessment)
-    if pcts is None:
+    pcts = [p for column in _TISSUE_COLUMNS if (p := _number(assessment.get(column))) is not None]  # worst first
+    if len(pcts) < len(_TISSUE_COLUMNS):  # the tissue rules need all four
         return None, None
-    worst = next((t for t in TISSUES_WORST_FIRST[:-1] if pcts[t] > 0), "epithelial")
-    top = max(pcts.values())
-    dominant = "epithelial" if top == 0 else next(t for t in TISSUES_WORST_FIRST if pcts[t] == top)
+    worst = next((t for t, p in zip(TISSUES_WORST_FIRST, pcts, strict=True) if p > 0), "epithelial")
+    top = max(pcts)
+    dominant = "epithelial" if top == 0 else TISSUES_WORST_FIRST[pcts.index(top)]
     return PUSH_TISSUE_SCORES[worst], dominant
 
 
-def _tissue_pcts(assessment: Mapping[str, Any]) -> dict[str, float] | None:
-    """The four tissue percentages, or None when any is missing (the tissue rules need all four)."""
-    known = {t: p for t, column in _TISSUE_COLUMNS if (p := _number(assessment.get(column))) is not None}
-    return known if len(known) == len(TISSUES_WORST_FIRST) else None
-
-
-_TISSUE_COLUMNS = tuple((t, f"{t}_pct") for t in TISSUES_WORST_FIRST)
+_TISSUE_COLUMNS = tuple(f"{t}_pct" for t in TISSUES_WORST_FIRST)
 
 
 def _number(value: Any) -> float | None:
@@ -196,7 +194,7 @@ def _number(value: Any) -> float | None:
     if value is None:
         return None
     number = float(value)
-    return None if math.isnan(number) else number
+    return None if number != number else number  # NaN != NaN
 
 
 def _date(value: Any) -> date | None:

@@ -114,6 +114,8 @@ def history_features(
     """
     by_key = {a.get("assessment_key"): a for a in assessments}
     background = {**patient, **wound}
+    # patient or wound fields a visit feature falls back on when the visit lacks its source: usually none
+    visit_background = {s: background[s] for s in _VISIT_SOURCES.intersection(background)}
     background_row: dict[str, Any] = {}
     _fill(background_row, background, _BACKGROUND_SPEC)
     rows: list[dict[str, Any]] = []
@@ -121,11 +123,11 @@ def history_features(
     first: dict[str, Any] = {}
     for fields in derived if derived is not None else derive_history(wound, assessments):
         assessment = by_key[fields["assessment_key"]]
-        record = {**background, **assessment, **fields}
         row = dict(background_row)
         if not (_BACKGROUND_SOURCES.isdisjoint(assessment) and _BACKGROUND_SOURCES.isdisjoint(fields)):
-            _fill(row, record, _BACKGROUND_SPEC)  # a visit's field of the same name overrides the patient's or wound's
-        _fill(row, record, _VISIT_SPEC)
+            # a visit's field of the same name overrides the patient's or wound's
+            _fill(row, {**background, **assessment, **fields}, _BACKGROUND_SPEC)
+        _fill(row, {**visit_background, **assessment, **fields}, _VISIT_SPEC)
         for name, source in _CARRIED:
             value = row[name]
             row[name] = carried[source] = value if value is not None else carried.get(source)
@@ -151,6 +153,8 @@ def _spec(features: Sequence[Feature]) -> tuple[tuple[str, str, type], ...]:
 _BACKGROUND_FEATURES = (*PATIENT_FEATURES, *WOUND_FEATURES)
 _BACKGROUND_SOURCES = frozenset(f.source for f in _BACKGROUND_FEATURES)
 _BACKGROUND_SPEC = _spec(_BACKGROUND_FEATURES)
-_VISIT_SPEC = _spec([f for f in FEATURES if f not in _BACKGROUND_FEATURES])
+_VISIT_FEATURES = [f for f in FEATURES if f not in _BACKGROUND_FEATURES]
+_VISIT_SOURCES = frozenset(f.source for f in _VISIT_FEATURES)
+_VISIT_SPEC = _spec(_VISIT_FEATURES)
 _CARRIED = tuple((f.name, f.source) for f in FEATURES if f.rule == "carried")
 _FIRST = tuple((f.name, f.source) for f in FEATURES if f.rule == "first")

@@ -86,6 +86,11 @@ class Plan:
         return cls(dressing, int(changes), debridement, **{name: True for name in interventions})
 
     def as_assessment_fields(self) -> dict[str, str | int | bool]:
+        """The plan's treatment columns and their values (the caller's own copy)."""
+        return dict(self._assessment_fields)
+
+    @cached_property
+    def _assessment_fields(self) -> dict[str, str | int | bool]:
         return {name: getattr(self, name) for name in TREATMENT_COLUMNS}
 
     @cached_property

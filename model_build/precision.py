@@ -20,6 +20,11 @@ RATE_CM2_PER_WEEK = 2
 SCORE = 3  # the progress score, in standardised units
 USD = 2
 _PROBABILITY_SCALE = 10**PROBABILITY
+# 1 - p as shown, for p strictly between 0 and 1, by the units of the last decimal it rounds to (0..scale): the
+# units are kept within 1..scale - 1, so it never shows as certain
+_SHOWN_COMPLEMENTS = tuple(
+    min(k or 1, _PROBABILITY_SCALE - 1) / _PROBABILITY_SCALE for k in range(_PROBABILITY_SCALE + 1)
+)
 
 
 def statement() -> str:
@@ -60,11 +65,8 @@ def complements(values: Iterable[float]) -> list[float]:
     """1 - p for each probability p (P(healed) from P(still open)), to PROBABILITY decimals and never shown as
     certain unless p is exactly 0 or 1: within [0.001, 0.999] otherwise. Computed from p, because 1 - p is already
     1.0 in floating point for p below 1e-16."""
-    scale = _PROBABILITY_SCALE
-    return [
-        min(round((1.0 - p) * scale) or 1, scale - 1) / scale if 0.0 < p < 1.0 else _certain_complement(p)
-        for p in values
-    ]  # 0 < 1 - p < 1 rounds to 0..scale, shown as 1..scale - 1
+    shown, scale = _SHOWN_COMPLEMENTS, float(_PROBABILITY_SCALE)
+    return [shown[round((1.0 - p) * scale)] if 0.0 < p < 1.0 else _certain_complement(p) for p in values]
 
 
 def _certain_complement(p: float) -> float:

@@ -61,7 +61,12 @@ class ProgressWeights:
 
     def score(self, change: Mapping[str, float | None]) -> float:
         """Weighted standardised change; a missing change counts as no change."""
-        return sum(self.weights[n] * (change[n] or 0.0) / self.scales[n] for n in self.weights if self.scales[n] > 0)
+        total: float = 0
+        for name, weight in self.weights.items():
+            scale = self.scales[name]
+            if scale > 0:
+                total += weight * (change[name] or 0.0) / scale
+        return total
 
     def as_dict(self) -> dict[str, dict[str, float]]:
         return {"weights": self.weights, "scales": self.scales}

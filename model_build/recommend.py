@@ -23,7 +23,7 @@ from typing import Any
 from model_build.costs import CostCatalog, cost_per_healed, expected_cost, icer
 from model_build.features import FEATURE_NAMES, TREATMENT_FEATURE_NAMES
 from model_build.plans import INTERVENTIONS, TREATMENT_COLUMNS, Plan, candidate_plans
-from model_build.precision import PROBABILITY, USD, WEEKS, complements, rounded, rounded_all
+from model_build.precision import PROBABILITY, USD, WEEKS, complement, complements, rounded, rounded_all
 from model_build.schema import DEBRIDEMENTS, DRESSINGS
 from model_build.trajectory import DAYS_PER_WEEK, CurveQuery, CurveSummaries, Summarise, shown_weeks, summarise_curves
 
@@ -269,20 +269,23 @@ class TreatmentEffects:
     def __init__(self, effects: Mapping[str, Any]) -> None:
         self.effects = effects
         self._no_effect = f"debridement:{effects['references']['debridement']}"
-        self._plan_effects: dict[tuple[str, str], float] = {}
+        self._plan_effects: dict[str, dict[str, float]] = {}  # by wound type, by plan id
         self._caveats: dict[tuple[str, str], dict[str, str] | None] = {}
 
     @classmethod
     def of(cls, effects: Mapping[str, Any] | TreatmentEffects) -> TreatmentEffects:
         return effects if isinstance(effects, TreatmentEffects) else cls(effects)
 
-    def plan_effect(self, plan: Plan, wound_type: str) -> float:
-        """`plan_effect`, remembered."""
-        key = (plan.plan_id, wound_type)
-        tau = self._plan_effects.get(key)
-        if tau is None:
-            tau = self._plan_effects[key] = plan_effect(self.effects, plan, wound_type)
-        return tau
+    def shifts(self, plans: Iterable[Plan], reference: Plan, wound_type: str) -> list[float]:
+        """Each plan's contrast with `reference`, tau(plan) - tau(reference) (`plan_effect`, remembered)."""
+        known = self._plan_effects.setdefault(wound_type, {})
+        taus = []
+        for plan in (reference, *plans):
+            tau = known.get(plan.plan_id)
+            if tau is None:
+                tau = known[plan.plan_id] = plan_effect(self.effects, plan, wound_type)
+            taus.append(tau)
+        return [tau - taus[0] for tau in taus[1:]]
 
     def caveats(self, plan: Plan, reference: Plan, wound_type: str) -> list[dict[str, str]]:
         """Caveats on the effects a plan's contrast with `reference` rests on (`effect_caveat`), for each
@@ -308,14 +311,15 @@ def _effect_caveat(caveat_id: str, reason: str) -> dict[str, str]:
 @dataclass(frozen=True)
 class _Outcomes:
     """The scored plans' predicted healing and costs as the answer shows them, one column per figure (entry i is
-    plan i), from their curves' summaries: survival at the horizon and at 84 days (12 weeks)."""
+    plan i), from their curves' summaries: survival at the horizon and at 84 days (12 weeks). P(healed by the
+    horizon) and the cost per healed wound are worked out only where needed: for the plans described, and for
+    every ranked plan when the objective ranks on cost per healed."""
 
     weeks_open: list[float]  # restricted mean weeks open within the horizon
     p_healed_12w: list[float]
-    p_healed_by_horizon: list[float]
+    survival_by_horizon: list[float]  # unrounded: P(healed by the horizon) is its complement
     weekly_cost_usd: list[float]  # unrounded: stated per plan described
     expected_cost_usd: list[float]
-    cost_per_healed_usd: list[float]  # of the figures shown; inf when no wound is expected to heal
     meets_floor: list[bool]  # P(healed by 12 weeks), as shown, >= the caller's minimum
     quantile_days: list[float | None]  # QUANTILES, plan by plan
 
@@ -324,15 +328,10 @@ class _Outcomes:
         """From the plans' curves summarised at (the horizon, 12 weeks) and QUANTILES, and their weekly costs."""
         weeks_open = [mean / DAYS_PER_WEEK for mean in summaries.restricted_means]
         p_healed_12w = complements(summaries.survival[1::2])
-        p_healed_by_horizon = complements(summaries.survival[::2])
-        expected = rounded_all(map(expected_cost, weekly_costs, weeks_open), USD)
-        per_healed = [
-            math.inf if cost is None else rounded(cost, USD)
-            for cost in map(cost_per_healed, expected, p_healed_by_horizon)
-        ]
         return cls(
-            rounded_all(weeks_open, WEEKS), p_healed_12w, p_healed_by_horizon, list(weekly_costs), expected,
-            per_healed, [floor <= 0.0 or p >= floor for p in p_healed_12w],  # no floor: every plan meets it
+            rounded_all(weeks_open, WEEKS), p_healed_12w, summaries.survival[::2], list(weekly_costs),
+            rounded_all(map(expected_cost, weekly_costs, weeks_open), USD),
+            [floor <= 0.0 or p >= floor for p in p_healed_12w],  # no floor: every plan meets it
             summaries.quantile_days,
         )  # fmt: skip
 
@@ -340,30 +339,44 @@ class _Outcomes:
         """Plans 0..n-1 (the admissible ones) in rank order: those meeting the P(healed by 12 weeks) floor first,
         then the objective's terms as the answer shows them (plans a clinician sees as equal on one term are ranked
         by the next), then the plan id."""
-        terms = (self.weeks_open, [-p for p in self.p_healed_12w], self.expected_cost_usd, self.cost_per_healed_usd)
-        missing_floor = [not meets for meets in self.meets_floor]
-        keys = list(zip(missing_floor, *(terms[t] for t in _TERMS[objective]), plan_ids, strict=True))
+        missing_floor = [not meets for meets in self.meets_floor[:n]]
+        keys = list(zip(missing_floor, *(self._term(term, n) for term in _TERMS[objective]), plan_ids, strict=False))
         return sorted(range(n), key=keys.__getitem__)
+
+    def _term(self, term: str, n: int) -> Sequence[float]:
+        """One ranking term of plans 0..n-1 (or more), the less the better."""
+        if term == "weeks_open":
+            return self.weeks_open
+        if term == "p_healed_12w":
+            return [-p for p in self.p_healed_12w]
+        if term == "expected_cost":
+            return self.expected_cost_usd
+        per_healed = map(cost_per_healed, self.expected_cost_usd[:n], complements(self.survival_by_horizon[:n]))
+        return [math.inf if cost is None else rounded(cost, USD) for cost in per_healed]  # never healed: last
 
     def as_dict(self, i: int) -> dict[str, Any]:
         """Plan i's predicted healing (weeks, probabilities) and costs (USD)."""
         p10, median, p90 = self.quantile_days[i * len(QUANTILES) : (i + 1) * len(QUANTILES)]
-        per_healed = self.cost_per_healed_usd[i]
+        p_healed_by_horizon = complement(self.survival_by_horizon[i])
         return {
             "median_weeks": shown_weeks(median),
             "healing_weeks_p10_p90": [shown_weeks(p10), shown_weeks(p90)],
             "restricted_mean_weeks": self.weeks_open[i],
             "p_healed_12w": self.p_healed_12w[i],
-            "p_healed_by_horizon": self.p_healed_by_horizon[i],
+            "p_healed_by_horizon": p_healed_by_horizon,
             "weekly_cost_usd": rounded(self.weekly_cost_usd[i], USD),
             "expected_cost_usd": self.expected_cost_usd[i],
-            "cost_per_healed_usd": None if per_healed == math.inf else per_healed,
+            "cost_per_healed_usd": rounded(cost_per_healed(self.expected_cost_usd[i], p_healed_by_horizon), USD),
             "meets_min_p_healed_12w": self.meets_floor[i],
         }
 
 
-# Each objective's terms, in order, among (weeks open, -P(healed by 12 weeks), expected cost, cost per healed wound).
-_TERMS = {"fastest": (0, 1, 2), "cheapest": (2, 0, 1), "cost_per_healed": (3, 0, 1)}
+# Each objective's ranking terms, in order.
+_TERMS = {
+    "fastest": ("weeks_open", "p_healed_12w", "expected_cost"),
+    "cheapest": ("expected_cost", "weeks_open", "p_healed_12w"),
+    "cost_per_healed": ("cost_per_healed", "weeks_open", "p_healed_12w"),
+}
 
 
 def _versus(option: Mapping[str, Any], current: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -444,12 +457,11 @@ def treatment_options(
     anchor_row = row if current_plan is not None else {**row, **plan_features(anchor)}
     horizon_days = horizon_weeks * DAYS_PER_WEEK
     wound_type, known_effects = row["wound_type"], TreatmentEffects.of(effects)
-    anchor_effect = known_effects.plan_effect(anchor, wound_type)
-    shifts = [known_effects.plan_effect(plan, wound_type) - anchor_effect for plan in to_score]
+    shifts = known_effects.shifts(to_score, anchor, wound_type)
     query = CurveQuery([horizon_days, WEEKS_12_DAYS], QUANTILES, horizon_days)
     summaries = summarise(edges, margins([anchor_row])[0], shifts, query)
     # admissible plans first, in order, then the current plan if it is not among them
-    outcomes = _Outcomes.of(summaries, [catalog.weekly_total(plan) for plan in to_score], min_p_healed_12w)
+    outcomes = _Outcomes.of(summaries, catalog.weekly_totals(to_score), min_p_healed_12w)
 
     group = comparable_group(row["wound_type"], row.get("pi_stage"))
     counts, min_support = support["counts"].get(group, {}), int(support["min_support"])
@@ -466,7 +478,7 @@ def treatment_options(
             "plan_id": plan.plan_id,
             "plan": plan.as_assessment_fields(),
             **outcomes.as_dict(i),
-            "weekly_cost_items_usd": {item: rounded(usd, USD) for item, usd in catalog.weekly_items(plan).items()},
+            "weekly_cost_items_usd": catalog.shown_weekly_items(plan),
             "support": n,
             "low_support": n < min_support,
             "caveats": caveats,

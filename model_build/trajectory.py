@@ -201,7 +201,7 @@ def trajectory(
     """Weekly P(healed) and median area with an 80 % band (columns by week), median weeks with an interval,
     milestones."""
     weeks = min(horizon_weeks, int(edges[-1] // DAYS_PER_WEEK))
-    days = [week * DAYS_PER_WEEK for week in range(weeks + 1)]
+    days = weekly_days(weeks)
     summary = summarise(edges, margins, (0.0,), CurveQuery(days, (BAND[0], 0.5, BAND[1]), 0.0))
     low_t, median, high_t = summary.quantile_days
     p_healed = complements(summary.survival)
@@ -218,6 +218,12 @@ def trajectory(
             "area_high_cm2": shown_area_series(days, current_area, high_t, shape),
         },
     }
+
+
+@lru_cache(maxsize=8)
+def weekly_days(weeks: int) -> tuple[float, ...]:
+    """Days since the visit of weeks 0..weeks."""
+    return tuple(week * DAYS_PER_WEEK for week in range(weeks + 1))
 
 
 def shown_weeks(days: float | None) -> float | None:

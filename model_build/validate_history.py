@@ -146,7 +146,7 @@ class _Findings:
 
     def __init__(self, n_assessments: int, messages: dict[tuple[str, str], str]) -> None:
         self.messages = messages
-        self.visits = [_visit(i) for i in range(n_assessments)]  # the assessments' row names, in request order
+        self.visits = _VISIT_ROWS[:n_assessments]  # the assessments' row names, in request order
         self.rows = ["patient", "wound", *self.visits]
         self.errors: dict[str, list[Finding]] = {}  # by row, for the rows that have any
         self.warnings: dict[str, list[Finding]] = {}
@@ -163,10 +163,14 @@ class _Findings:
         return row not in self.errors
 
     def all_errors(self) -> tuple[Finding, ...]:
+        if not self.errors:
+            return ()
         return tuple(f for row in self.rows if row in self.errors for f in self.errors[row])
 
     def kept_warnings(self) -> tuple[Finding, ...]:
         """Warnings on rows without errors: a rejected row's warnings are moot (as in the table validator)."""
+        if not self.warnings:
+            return ()
         return tuple(f for row in self.rows if row in self.warnings and self.clean(row) for f in self.warnings[row])
 
 
@@ -174,12 +178,20 @@ def _visit(index: int) -> str:
     return f"assessments[{index}]"
 
 
+_VISIT_ROWS = tuple(_visit(i) for i in range(MAX_ASSESSMENTS))
+
+
 # --- shape and fields -------------------------------------------------------------------------------------
+
+
+# What JSON objects and arrays may be: json.loads's dict and list first (an exact type is checked fastest),
+# then any mapping or sequence a Python caller sends.
+_OBJECT, _ARRAY = (dict, Mapping), (list, Sequence)
 
 
 def _shape_errors(request: Any) -> list[Finding]:
     """What makes a body not a wound history at all; rows are checked only when there is none."""
-    if not isinstance(request, Mapping):
+    if not isinstance(request, _OBJECT):
         return [Finding("bad_type", "", "", "the request must be a JSON object")]
     found = [
         Finding("unknown_field", str(name), str(name), "the request holds only patient, wound and assessments")
@@ -190,12 +202,12 @@ def _shape_errors(request: Any) -> list[Finding]:
         if request.get(name) is None:
             found.append(Finding("missing_required", name, name, f"{name} is required"))
     for name in ("patient", "wound"):
-        if request.get(name) is not None and not isinstance(request[name], Mapping):
+        if request.get(name) is not None and not isinstance(request[name], _OBJECT):
             found.append(Finding("bad_type", name, name, f"{name} must be a JSON object"))
     visits = request.get("assessments")
     if visits is None:
         return found
-    if not isinstance(visits, Sequence) or isinstance(visits, (str, bytes)):
+    if not isinstance(visits, _ARRAY) or isinstance(visits, (str, bytes)):
         found.append(Finding("bad_type", "assessments", "assessments", "assessments must be a JSON array"))
     elif not visits:
         found.append(Finding("empty_assessments", "assessments", "assessments", "assessments must not be empty"))
@@ -206,7 +218,7 @@ def _shape_errors(request: Any) -> list[Finding]:
         found += [
             Finding("bad_type", _visit(i), "assessments", "each assessment must be a JSON object")
             for i, visit in enumerate(visits)
-            if not isinstance(visit, Mapping)
+            if not isinstance(visit, _OBJECT)
         ]
     return found
 
@@ -231,9 +243,14 @@ def _parse_record(record: Mapping[str, Any], table: Table, row: str, found: _Fin
             if name not in known:
                 found.error(row, "unknown_field", str(name), f"not a field of {table.name}")
     typed: Record = {}
-    for name, column, parse, required in _FIELDS[table.name]:
+    for name, column, required, plain, low, high, values in _FIELDS[table.name]:
         raw = record.get(name)
-        value, rule = (None, None) if raw is None or raw == "" else parse(raw, column)
+        if (raw is None and not required) or (
+            type(raw) is plain and (raw in values if values is not None else low <= raw <= high)
+        ):
+            typed[name] = raw  # the common case: left out, or already its contract type and within its range
+            continue
+        value, rule = (None, None) if raw is None or raw == "" else _PARSERS[column.kind](raw, column)
         if value is None and rule is None and required:
             rule = "missing_required"
         if rule is not None:
@@ -315,11 +332,25 @@ _PARSERS: dict[str, Callable[[Any, Column], tuple[Any, str | None]]] = {
     "key": _parse_key,
     "enum": _parse_enum,
 }
-# Per section: each column's name, the column, its parser and whether the request must send it (an assessment
-# may leave out its wound_key: the request holds one wound).
+
+
+def _plain(column: Column) -> tuple[type | None, Any, Any, frozenset[Any] | None]:
+    """The exact type a valid value of the column is sent as and kept as is (None for keys, kept stripped, and
+    dates, whose form needs checking), and its range (low, high) or its allowed values."""
+    if column.kind == "bool":
+        return bool, None, None, frozenset((False, True))
+    if column.kind == "enum":
+        return str, None, None, frozenset(column.values)
+    if column.kind in ("int", "float"):
+        return (int if column.kind == "int" else float), column.low, column.high, None
+    return None, None, None, None
+
+
+# Per section: each column's name, the column, whether the request must send it (an assessment may leave out
+# its wound_key: the request holds one wound) and `_plain`'s type and range.
 _FIELDS = {
     table.name: tuple(
-        (c.name, c, _PARSERS[c.kind], c.required and not (table is ASSESSMENTS and c.name == "wound_key"))
+        (c.name, c, c.required and not (table is ASSESSMENTS and c.name == "wound_key"), *_plain(c))
         for c in table.columns
     )
     for table in SECTIONS.values()
