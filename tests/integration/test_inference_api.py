@@ -688,6 +688,8 @@ def test_no_log_line_carries_row_values_and_the_capture_line_only_pseudonymous_k
     bad = _case(good, patient={"sex": f"{sentinel}-sex"}, assessments={"pain_score": 99})
     unknown = _case(good, patient={f"{sentinel}-field": "x"})  # a field name is the caller's text too
     capsys.readouterr()
+    level = logger.log_level
+    logger.setLevel(logging.DEBUG)  # the per-prediction line is DEBUG: it must be PHI-free too
     try:
         # When it answers a good request, two bad ones, and an outcome, through API Gateway events
         for body in (good, bad, unknown):
@@ -696,6 +698,7 @@ def test_no_log_line_carries_row_values_and_the_capture_line_only_pseudonymous_k
         app(_proxy_event("/v1/outcomes", "POST", outcome), _context())
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(level)
     stdout = capsys.readouterr().out.splitlines()
     # Then Logger wrote structured lines with the correlation id, and none carries a row value or a date
     logged = [json.loads(line) for line in lines.getvalue().splitlines()]
@@ -709,3 +712,32 @@ def test_no_log_line_carries_row_values_and_the_capture_line_only_pseudonymous_k
     assert not any(day in line for day in dates for line in [lines.getvalue(), *stdout])
     assert json.loads(captures[0])["wound_key"] == good["wound"]["wound_key"]
     CAPTURE_SCHEMA.validate(json.loads(captures[0]))
+
+
+def test_a_predictions_lines_at_info_are_its_capture_and_its_metrics_both_naming_the_request(
+    tmp_path, monkeypatch, small_bundle, history, capsys
+):
+    # Given the API in AWS mode at the default log level (INFO)
+    _register(tmp_path, small_bundle, "run-lines", PRODUCTION)
+    app = _start(monkeypatch, tmp_path, capture="log://")
+    from woundcare_shared.observability import logger
+
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    handler.setFormatter(logger.registered_formatter)
+    logger.addHandler(handler)
+    capsys.readouterr()
+    event = _proxy_event("/v1/predictions", "POST", history)
+    try:
+        # When it answers one prediction
+        assert app(event, _context())["statusCode"] == 200
+    finally:
+        logger.removeHandler(handler)
+    # Then no Logger line repeats it; the capture line and the EMF line each carry the API request id
+    assert lines.getvalue() == ""
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    request_id = event["requestContext"]["requestId"]
+    (capture,) = [line for line in printed if line.get("capture") == "prediction"]
+    (emf,) = [line for line in printed if "_aws" in line]
+    assert capture["request_id"] == emf["request_id"] == request_id
+    assert emf["PredictionLatency"][0] > 0 and emf["model_versions"]["production"] == capture["served_version"]

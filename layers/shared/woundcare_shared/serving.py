@@ -544,7 +544,7 @@ class Server:
         withheld = None if served else ("model_in_shadow" if models.shadow else "no_model")
         if outputs:
             self._capture(capture_record(request_id, wound, rows[-1], ask, models, served, outputs))
-        self._count(models, served, withheld, time.perf_counter() - started)
+        self._count(request_id, models, served, withheld, time.perf_counter() - started)
         warnings = _findings(check, True)
         if models.production and shown and "prediction" in shown:
             warnings += _prediction_warnings(ask, models.production, wound)
@@ -569,12 +569,15 @@ class Server:
             logger.error("prediction not captured", extra={"error": type(error).__name__})
             metrics.add_metric(name="CaptureFailures", unit=MetricUnit.Count, value=1)
 
-    def _count(self, models: Models, served: str | None, withheld: str | None, seconds: float) -> None:
+    def _count(self, request_id: str, models: Models, served: str | None, withheld: str | None, seconds: float) -> None:
+        """Metrics of a prediction, with its request id and the versions as EMF metadata. The capture record is the
+        prediction's line (in AWS a log line too): its own log line is DEBUG, not written at the default INFO."""
         metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="PredictionLatency", unit=MetricUnit.Milliseconds, value=seconds * 1000)
         metrics.add_metric(name="WithheldPredictions", unit=MetricUnit.Count, value=int(withheld is not None))
         metrics.add_metadata(key="model_versions", value=models.versions())
-        logger.info(
+        metrics.add_metadata(key="request_id", value=request_id)
+        logger.debug(
             "prediction served",
             extra={
                 "model_version": served,
