@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools.logging import correlation_paths
 from chalice import Chalice, Response
 from chalice.app import Request
 
@@ -18,13 +17,15 @@ from woundcare_shared import serving
 from woundcare_shared.observability import logger, metrics, tracer
 
 app = Chalice(app_name="woundcare-inference")
+app.api.binary_types = []  # JSON only: Chalice need not test each response for a binary type to base64-encode
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
+@logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 def handle_request(event: dict[str, Any], context: Any, *, respond: Callable[[], Response]) -> Response:
     """One request, with Powertools around it (decorated once, at import; its X-Ray subsegment is named after it)."""
+    logger.set_correlation_id(event.get("requestContext", {}).get("requestId"))  # a plain read: no JMESPath query
     return respond()
 
 
