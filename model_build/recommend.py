@@ -14,8 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ ACTIONS = ("exclude", "caveat")
 WEEKS_12_DAYS = 84.0
 QUANTILES = (0.1, 0.5, 0.9)  # the 10th–90th percentile weeks and the median
 DEFAULT_MIN_SUPPORT = 20
+REMEMBERED_CONTRASTS = 4096  # caveats of plan-versus-reference contrasts a `TreatmentEffects` keeps
 METHOD = (
     "Prognosis under the current plan from the healing model, shifted for each plan by severity-adjusted "
     "treatment effects (log odds ratios of the interval hazard of healing, estimated on first visits). Valid if "
@@ -44,12 +47,12 @@ COMPARABLE = "wound type; pressure injuries by stage"
 Margins = Callable[[Sequence[Mapping[str, Any]]], list[list[float]]]
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
-    "lt": lambda a, b: a < b,
-    "le": lambda a, b: a <= b,
-    "gt": lambda a, b: a > b,
-    "ge": lambda a, b: a >= b,
-    "eq": lambda a, b: a == b,
-    "ne": lambda a, b: a != b,
+    "lt": operator.lt,
+    "le": operator.le,
+    "gt": operator.gt,
+    "ge": operator.ge,
+    "eq": operator.eq,
+    "ne": operator.ne,
     "in": lambda a, b: a in b,
     "not_in": lambda a, b: a not in b,
 }
@@ -94,7 +97,10 @@ class Rule:
 
     def holds(self, row: Mapping[str, Any]) -> bool:
         """Whether the wound meets every condition, whatever the plan."""
-        return all(c.holds(row) for c in self.when)
+        for condition in self.when:  # noqa: SIM110 (all() over a generator costs more; every request tests every rule)
+            if not condition.holds(row):
+                return False
+        return True
 
     def fires(self, plan: Plan, row: Mapping[str, Any]) -> bool:
         return self.component in plan.components and self.holds(row)
@@ -126,7 +132,7 @@ class RuleTable:
         every plan of every request."""
         holding = [rule for rule in self.rules if rule.holds(row)]
         plans = tuple(plans)
-        key = (tuple(rule.id for rule in holding), tuple(plan.plan_id for plan in plans))
+        key = (tuple([rule.id for rule in holding]), tuple([plan.plan_id for plan in plans]))
         screens = self._screens.get(key)
         if screens is None:
             screens = []
@@ -186,15 +192,17 @@ def _parse_rule(raw: Mapping[str, Any]) -> Rule:
 
 def plan_from_fields(fields: Mapping[str, Any]) -> Plan | None:
     """The plan recorded in an assessment or feature row; None when any treatment field is missing."""
-    values: dict[str, Any] = {name: fields.get(name) for name in TREATMENT_COLUMNS}
-    if any(v is None or v != v for v in values.values()):  # v != v: NaN
+    values: list[Any] = [fields.get(name) for name in TREATMENT_COLUMNS]
+    if any(v is None or v != v for v in values):  # v != v: NaN
         return None
-    return Plan(
-        str(values["primary_dressing"]),
-        int(values["dressing_changes_per_week"]),
-        str(values["debridement"]),
-        **{name: bool(values[name]) for name in INTERVENTIONS},
-    )
+    dressing, changes, debridement, *interventions = values
+    return _recorded_plan(str(dressing), int(changes), str(debridement), *map(bool, interventions))
+
+
+@lru_cache(maxsize=1024)
+def _recorded_plan(dressing: str, changes: int, debridement: str, *interventions: bool) -> Plan:
+    """One Plan per recorded plan (its id and components are worked out once): options read one per request."""
+    return Plan(dressing, changes, debridement, **dict(zip(INTERVENTIONS, interventions, strict=True)))
 
 
 def plan_features(plan: Plan) -> dict[str, Any]:
@@ -262,15 +270,15 @@ def effect_caveat(effects: Mapping[str, Any], component: str, wound_type: str) -
 
 
 class TreatmentEffects:
-    """A model's treatment effects (`serving_meta()["treatment_effects"]`), with each plan's effect and each
-    component's caveat remembered per wound type: options read them for every plan of every request, so serving
-    keeps one per loaded model (`model_build.predict.Scorer`)."""
+    """A model's treatment effects (`serving_meta()["treatment_effects"]`), with each plan's effect (per wound type)
+    and each contrast's caveats remembered: options read them for every plan of every request, so serving keeps one
+    per loaded model (`model_build.predict.Scorer`)."""
 
     def __init__(self, effects: Mapping[str, Any]) -> None:
         self.effects = effects
         self._no_effect = f"debridement:{effects['references']['debridement']}"
         self._plan_effects: dict[str, dict[str, float]] = {}  # by wound type, by plan id
-        self._caveats: dict[tuple[str, str], dict[str, str] | None] = {}
+        self._caveats: dict[tuple[str, str, str], tuple[dict[str, str], ...]] = {}  # by plan, reference, wound type
 
     @classmethod
     def of(cls, effects: Mapping[str, Any] | TreatmentEffects) -> TreatmentEffects:
@@ -290,18 +298,21 @@ class TreatmentEffects:
     def caveats(self, plan: Plan, reference: Plan, wound_type: str) -> list[dict[str, str]]:
         """Caveats on the effects a plan's contrast with `reference` rests on (`effect_caveat`), for each
         intervention or debridement it adds or drops. Dressing classes are left out: they are shrunk hard towards
-        no difference on purpose."""
-        out = []
+        no difference on purpose. Remembered for up to `REMEMBERED_CONTRASTS` contrasts; the answer gets copies."""
+        key = (plan.plan_id, reference.plan_id, wound_type)
+        caveats = self._caveats.get(key)
+        if caveats is None:
+            if len(self._caveats) >= REMEMBERED_CONTRASTS:
+                self._caveats.clear()
+            caveats = self._caveats[key] = tuple(self._contrast_caveats(plan, reference, wound_type))
+        return [dict(caveat) for caveat in caveats]
+
+    def _contrast_caveats(self, plan: Plan, reference: Plan, wound_type: str) -> Iterable[dict[str, str]]:
         for component in sorted(set(plan.components).symmetric_difference(reference.components)):
-            if component.startswith("dressing:") or component == self._no_effect:
-                continue
-            key = (component, wound_type)
-            if key not in self._caveats:
-                self._caveats[key] = effect_caveat(self.effects, component, wound_type)
-            caveat = self._caveats[key]
-            if caveat is not None:
-                out.append(dict(caveat))  # the answer's own copy
-        return out
+            if not component.startswith("dressing:") and component != self._no_effect:
+                caveat = effect_caveat(self.effects, component, wound_type)
+                if caveat is not None:
+                    yield caveat
 
 
 def _effect_caveat(caveat_id: str, reason: str) -> dict[str, str]:
@@ -317,7 +328,7 @@ class _Outcomes:
 
     weeks_open: list[float]  # restricted mean weeks open within the horizon
     p_healed_12w: list[float]
-    survival_by_horizon: list[float]  # unrounded: P(healed by the horizon) is its complement
+    survival: list[float]  # unrounded, (at the horizon, at 12 weeks) plan by plan: P(healed) is the complement
     weekly_cost_usd: list[float]  # unrounded: stated per plan described
     expected_cost_usd: list[float]
     meets_floor: list[bool]  # P(healed by 12 weeks), as shown, >= the caller's minimum
@@ -328,20 +339,21 @@ class _Outcomes:
         """From the plans' curves summarised at (the horizon, 12 weeks) and QUANTILES, and their weekly costs."""
         weeks_open = [mean / DAYS_PER_WEEK for mean in summaries.restricted_means]
         p_healed_12w = complements(summaries.survival[1::2])
+        meets_floor = [p >= floor for p in p_healed_12w] if floor > 0.0 else [True] * len(p_healed_12w)  # no floor
         return cls(
-            rounded_all(weeks_open, WEEKS), p_healed_12w, summaries.survival[::2], list(weekly_costs),
-            rounded_all(map(expected_cost, weekly_costs, weeks_open), USD),
-            [floor <= 0.0 or p >= floor for p in p_healed_12w],  # no floor: every plan meets it
-            summaries.quantile_days,
+            rounded_all(weeks_open, WEEKS), p_healed_12w, summaries.survival, list(weekly_costs),
+            rounded_all(map(expected_cost, weekly_costs, weeks_open), USD), meets_floor, summaries.quantile_days,
         )  # fmt: skip
 
     def ranking(self, objective: str, plan_ids: Sequence[str], n: int) -> list[int]:
         """Plans 0..n-1 (the admissible ones) in rank order: those meeting the P(healed by 12 weeks) floor first,
         then the objective's terms as the answer shows them (plans a clinician sees as equal on one term are ranked
         by the next), then the plan id."""
-        missing_floor = [not meets for meets in self.meets_floor[:n]]
-        keys = list(zip(missing_floor, *(self._term(term, n) for term in _TERMS[objective]), plan_ids, strict=False))
-        return sorted(range(n), key=keys.__getitem__)
+        keys = list(zip(*(self._term(term, n) for term in _TERMS[objective]), plan_ids, strict=False))
+        ranked = sorted(range(n), key=keys.__getitem__)
+        if not all(self.meets_floor[:n]):  # those missing the floor last, in order (the sort is stable)
+            ranked.sort(key=lambda i: not self.meets_floor[i])
+        return ranked
 
     def _term(self, term: str, n: int) -> Sequence[float]:
         """One ranking term of plans 0..n-1 (or more), the less the better."""
@@ -351,13 +363,14 @@ class _Outcomes:
             return [-p for p in self.p_healed_12w]
         if term == "expected_cost":
             return self.expected_cost_usd
-        per_healed = map(cost_per_healed, self.expected_cost_usd[:n], complements(self.survival_by_horizon[:n]))
+        p_healed_by_horizon = complements(self.survival[: 2 * n : 2])
+        per_healed = map(cost_per_healed, self.expected_cost_usd[:n], p_healed_by_horizon)
         return [math.inf if cost is None else rounded(cost, USD) for cost in per_healed]  # never healed: last
 
     def as_dict(self, i: int) -> dict[str, Any]:
         """Plan i's predicted healing (weeks, probabilities) and costs (USD)."""
         p10, median, p90 = self.quantile_days[i * len(QUANTILES) : (i + 1) * len(QUANTILES)]
-        p_healed_by_horizon = complement(self.survival_by_horizon[i])
+        p_healed_by_horizon = complement(self.survival[2 * i])
         return {
             "median_weeks": shown_weeks(median),
             "healing_weeks_p10_p90": [shown_weeks(p10), shown_weeks(p90)],
@@ -486,10 +499,12 @@ def treatment_options(
 
     current = None
     if current_plan is not None:
-        current_exclusions, current_caveats = rules.screen(current_plan, row)
-        current = describe(plan_ids.index(current_plan.plan_id), _dicts(current_caveats))
-        current["contraindications"] = _dicts(current_exclusions)
-        current["in_candidate_plans"] = current_plan in candidates
+        i = plan_ids.index(current_plan.plan_id)
+        screened = i < len(admissible)  # an admissible candidate: screened with the others
+        exclusions, caveats = ((), admissible[i][1]) if screened else rules.screen(current_plan, row)
+        current = describe(i, _dicts(caveats))
+        current["contraindications"] = _dicts(exclusions)
+        current["in_candidate_plans"] = screened or current_plan in candidates
     ranked = outcomes.ranking(objective, plan_ids, len(admissible))
     options = []
     for rank, i in enumerate(ranked[:max_options], start=1):

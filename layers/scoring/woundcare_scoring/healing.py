@@ -12,12 +12,13 @@ import math
 from array import array
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from model_build.trajectory import CurveQuery, CurveSummaries
 from woundcare_scoring.native import NativeModel
 
 MISSING_CATEGORY = "__missing__"  # as model_build.survival.MISSING_CATEGORY
+_Missing = TypeVar("_Missing", float, None)
 
 
 class CompiledHealingModel:
@@ -34,7 +35,8 @@ class CompiledHealingModel:
             name: ({level: float(i) for i, level in enumerate(levels)}, _fallback(levels))
             for name, levels in meta["categories"].items()
         }
-        self._codings = [(name, codes.get(name)) for name in self.feature_names]  # None: a numeric feature
+        # per feature: its levels' codes and the code of a missing or unseen level (both None: a numeric feature)
+        self._codings = [(name, *codes.get(name, (None, None))) for name in self.feature_names]
 
     @classmethod
     def load(cls, bundle_dir: str | Path, verify: bool = True) -> CompiledHealingModel:
@@ -42,14 +44,18 @@ class CompiledHealingModel:
 
     def encode(self, row: Mapping[str, Any]) -> list[float | None]:
         """One feature row (model values: floats/None, category strings/None) as the learner's numbers."""
-        out: list[float | None] = []
-        for name, coding in self._codings:
+        return self._encoded(row, None)
+
+    def _encoded(self, row: Mapping[str, Any], missing: _Missing) -> list[float | _Missing]:
+        """`encode` with `missing` for a missing value (None, or NaN as the design matrix has it)."""
+        out: list[float | _Missing] = []
+        for name, levels, fallback in self._codings:
             value = row.get(name)
-            if coding is None:
-                out.append(None if value is None else float(value))
+            if levels is None:
+                out.append(missing if value is None else float(value))
             else:
-                levels, fallback = coding
-                out.append(fallback if value is None else levels.get(value, fallback))
+                code = fallback if value is None else levels.get(value, fallback)
+                out.append(missing if code is None else code)
         return out
 
     def margins(self, rows: Sequence[Mapping[str, Any]]) -> list[list[float]]:
@@ -57,7 +63,7 @@ class CompiledHealingModel:
         n_intervals, width = len(self._starts), len(self.feature_names) + 1
         design = array("d")
         for row in rows:
-            block = array("d", [math.nan if v is None else v for v in self.encode(row)] + [0.0]) * n_intervals
+            block = array("d", [*self._encoded(row, math.nan), 0.0]) * n_intervals
             block[width - 1 :: width] = self._starts  # the row once per interval, that interval's start last
             design.extend(block)
         flat = self.native.predict_batch(design, len(rows) * n_intervals, raw_margin=True)

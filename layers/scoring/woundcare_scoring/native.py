@@ -23,6 +23,7 @@ CURVES_ENTRY = "woundcare_curve_summaries"
 # woundcare_predict_batch's return codes (model_build/native_batch.c).
 _OK, _MISSING_REFUSED = 0, 1
 _DOUBLE_P = ctypes.POINTER(ctypes.c_double)
+_ADDRESS = ctypes.c_void_p
 
 
 class BundleError(Exception):
@@ -52,9 +53,10 @@ class NativeModel:
         )  # fmt: skip
         self._batch.restype = ctypes.c_int32
         self._curves = getattr(lib, CURVES_ENTRY)
+        # double arrays passed by address (`_address`)
         self._curves.argtypes = (
-            _DOUBLE_P, ctypes.c_int32, _DOUBLE_P, _DOUBLE_P, ctypes.c_int32, _DOUBLE_P, ctypes.c_int32,
-            _DOUBLE_P, ctypes.c_int32, ctypes.c_double, _DOUBLE_P, _DOUBLE_P, _DOUBLE_P,
+            _ADDRESS, ctypes.c_int32, _ADDRESS, _ADDRESS, ctypes.c_int32, _ADDRESS, ctypes.c_int32,
+            _ADDRESS, ctypes.c_int32, ctypes.c_double, _ADDRESS, _ADDRESS, _ADDRESS,
         )  # fmt: skip
         self._curves.restype = ctypes.c_int32
         self._float32 = int(spec["input"]["dtype"] == "float32")
@@ -164,19 +166,23 @@ class NativeModel:
         survival, quantile_days, areas = (
             array("d", bytes(8 * n)) for n in (n_shifts * len(days), n_shifts * len(quantiles), n_shifts)
         )
+        edges_in, margins_in, shifts_in, days_in, quantiles_in = (
+            array("d", values) for values in (edges, margins, shifts, days, quantiles)
+        )
         status = self._curves(
-            _pinned(array("d", edges)), len(margins), _pinned(array("d", margins)), _pinned(array("d", shifts)),
-            n_shifts, _pinned(array("d", days)), len(days), _pinned(array("d", quantiles)), len(quantiles), until,
-            _pinned(survival), _pinned(quantile_days), _pinned(areas),
+            _address(edges_in), len(margins), _address(margins_in), _address(shifts_in), n_shifts,
+            _address(days_in), len(days), _address(quantiles_in), len(quantiles), until,
+            _address(survival), _address(quantile_days), _address(areas),
         )  # fmt: skip
         if status != _OK:
             raise BundleError(f"{CURVES_ENTRY} failed with status {status}")
         return survival.tolist(), quantile_days.tolist(), areas.tolist()
 
 
-def _pinned(values: array) -> ctypes.Array[ctypes.c_double]:
-    """A C view of a double array, without copying (the array cannot resize while the view exists)."""
-    return (ctypes.c_double * len(values)).from_buffer(values)
+def _address(values: array) -> int:
+    """Where a double array's items start, for the library: only for arrays the caller alone holds, so that none
+    can be resized (moved) while the library runs without the GIL."""
+    return values.buffer_info()[0]
 
 
 def _doubles(values: Iterable[float | None]) -> array:
