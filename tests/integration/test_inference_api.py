@@ -11,6 +11,8 @@ import json
 import logging
 import math
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -668,18 +670,29 @@ def test_the_audit_names_the_iam_caller_api_gateway_verified(production_and_shad
 # --- observability and PHI ----------------------------------------------------------------------------------
 
 
+@contextmanager
+def _logger_lines(level: int | None = None) -> Iterator[io.StringIO]:
+    """What the Powertools Logger writes meanwhile (at `level`, if given), formatted as in Lambda."""
+    from woundcare_shared.observability import logger
+
+    lines, before = io.StringIO(), logger.log_level
+    handler = logging.StreamHandler(lines)
+    handler.setFormatter(logger.registered_formatter)
+    logger.addHandler(handler)
+    logger.setLevel(level or before)
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(before)
+
+
 def test_no_log_line_carries_row_values_and_the_capture_line_only_pseudonymous_keys(
     tmp_path, monkeypatch, small_bundle, history, capsys
 ):
     # Given the API in AWS mode (capture as a log line) and requests carrying recognisable values
     _register(tmp_path, small_bundle, "run-phi", PRODUCTION)
     app = _start(monkeypatch, tmp_path, capture="log://")
-    from woundcare_shared.observability import logger
-
-    lines = io.StringIO()
-    handler = logging.StreamHandler(lines)
-    handler.setFormatter(logger.registered_formatter)
-    logger.addHandler(handler)
     sentinel = "SENTINEL-PHI-7731"
     good = json.loads(json.dumps(history))
     good["patient"]["patient_key"] = good["wound"]["patient_key"] = f"{sentinel}-patient"
@@ -688,17 +701,12 @@ def test_no_log_line_carries_row_values_and_the_capture_line_only_pseudonymous_k
     bad = _case(good, patient={"sex": f"{sentinel}-sex"}, assessments={"pain_score": 99})
     unknown = _case(good, patient={f"{sentinel}-field": "x"})  # a field name is the caller's text too
     capsys.readouterr()
-    level = logger.log_level
-    logger.setLevel(logging.DEBUG)  # the per-prediction line is DEBUG: it must be PHI-free too
-    try:
+    with _logger_lines(logging.DEBUG) as lines:  # the per-prediction line is DEBUG: it must be PHI-free too
         # When it answers a good request, two bad ones, and an outcome, through API Gateway events
         for body in (good, bad, unknown):
             app(_proxy_event("/v1/predictions", "POST", body), _context())
         outcome = {"client_key": "k-phi", "wound_key": "w-9", "end_reason": "healed", "end_date": "2026-01-05"}
         app(_proxy_event("/v1/outcomes", "POST", outcome), _context())
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
     stdout = capsys.readouterr().out.splitlines()
     # Then Logger wrote structured lines with the correlation id, and none carries a row value or a date
     logged = [json.loads(line) for line in lines.getvalue().splitlines()]
@@ -720,19 +728,11 @@ def test_a_predictions_lines_at_info_are_its_capture_and_its_metrics_both_naming
     # Given the API in AWS mode at the default log level (INFO)
     _register(tmp_path, small_bundle, "run-lines", PRODUCTION)
     app = _start(monkeypatch, tmp_path, capture="log://")
-    from woundcare_shared.observability import logger
-
-    lines = io.StringIO()
-    handler = logging.StreamHandler(lines)
-    handler.setFormatter(logger.registered_formatter)
-    logger.addHandler(handler)
     capsys.readouterr()
     event = _proxy_event("/v1/predictions", "POST", history)
-    try:
+    with _logger_lines() as lines:
         # When it answers one prediction
         assert app(event, _context())["statusCode"] == 200
-    finally:
-        logger.removeHandler(handler)
     # Then no Logger line repeats it; the capture line and the EMF line each carry the API request id
     assert lines.getvalue() == ""
     printed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
