@@ -339,7 +339,8 @@ class _Outcomes:
         """From the plans' curves summarised at (the horizon, 12 weeks) and QUANTILES, and their weekly costs."""
         weeks_open = [mean / DAYS_PER_WEEK for mean in summaries.restricted_means]
         p_healed_12w = complements(summaries.survival[1::2])
-        meets_floor = [p >= floor for p in p_healed_12w] if floor > 0.0 else [True] * len(p_healed_12w)  # no floor
+        # no floor: every plan meets it; a NaN floor, as any comparison with NaN, none
+        meets_floor = [True] * len(p_healed_12w) if floor <= 0.0 else [p >= floor for p in p_healed_12w]
         return cls(
             rounded_all(weeks_open, WEEKS), p_healed_12w, summaries.survival, list(weekly_costs),
             rounded_all(map(expected_cost, weekly_costs, weeks_open), USD), meets_floor, summaries.quantile_days,

@@ -398,6 +398,15 @@ def test_cost_per_healed_objective_respects_the_minimum_p_healed_at_12_weeks():
     assert options(wound_row(), objective="cost_per_healed", min_p_healed_12w=1.0)["recommended"] is None
 
 
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_a_floor_that_is_not_a_number_is_met_by_no_plan(objective):
+    # Given a floor on P(healed by 12 weeks) of NaN (the API refuses one; a Python caller may pass it)
+    out = options(wound_row(), objective=objective, min_p_healed_12w=math.nan)
+    # Then no plan meets it and none is recommended, as with an unreachable floor
+    assert out["recommended"] is None
+    assert not any(o["meets_min_p_healed_12w"] for o in out["options"])
+
+
 def test_low_support_is_flagged_not_hidden():
     # Given training support of 25 wounds for one plan and 3 for another (threshold 20)
     support = {"min_support": 20, "counts": {"venous_leg_ulcer": {"foam.3.none+compression": 25, "foam.3.none": 3}}}
