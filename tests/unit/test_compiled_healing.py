@@ -91,3 +91,9 @@ def test_native_curve_summaries_refuse_days_beyond_the_edges(trained):
         compiled.summarise(compiled.edges, margins, [float("nan")], CurveQuery([7.0], (0.5,), 7.0))
     with pytest.raises(ValueError, match="one margin per interval"):
         compiled.summarise(compiled.edges, margins[:-1], [0.0], CurveQuery([7.0], (), 7.0))
+    # bytes pass the checks above as small integers, but array("d", bytes) would read them as raw doubles: the
+    # library would read past their end
+    with pytest.raises(ValueError, match="sequences of numbers"):
+        compiled.summarise(compiled.edges, margins, bytes(8), CurveQuery([7.0], (0.5,), 7.0))
+    with pytest.raises(ValueError, match="sequences of numbers"):
+        compiled.summarise(compiled.edges, margins, [0.0], CurveQuery(bytearray(16), (0.5,), 7.0))

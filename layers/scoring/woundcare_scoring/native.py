@@ -166,9 +166,10 @@ class NativeModel:
         survival, quantile_days, areas = (
             array("d", bytes(8 * n)) for n in (n_shifts * len(days), n_shifts * len(quantiles), n_shifts)
         )
-        edges_in, margins_in, shifts_in, days_in, quantiles_in = (
-            array("d", values) for values in (edges, margins, shifts, days, quantiles)
-        )
+        given = (edges, margins, shifts, days, quantiles)
+        edges_in, margins_in, shifts_in, days_in, quantiles_in = converted = [array("d", values) for values in given]
+        if list(map(len, converted)) != list(map(len, given)):  # bytes: array() would read them as raw doubles
+            raise ValueError("edges, margins, shifts, days and quantiles must be sequences of numbers")
         status = self._curves(
             _address(edges_in), len(margins), _address(margins_in), _address(shifts_in), n_shifts,
             _address(days_in), len(days), _address(quantiles_in), len(quantiles), until,
