@@ -50,8 +50,7 @@ class CostCatalog:
 
     def weekly_totals(self, plans: Iterable[Plan]) -> list[float]:
         """Cost in USD of one week of each plan (`weekly_cost` summed)."""
-        known = self._weekly  # read inline: a call per plan would cost more than the lookup
-        return [(known.get(plan.plan_id) or self._weekly_of(plan))[0] for plan in plans]
+        return [self._weekly_of(plan)[0] for plan in plans]
 
     def shown_weekly_items(self, plan: Plan) -> dict[str, float]:
         """`weekly_cost` of the plan to the cent, as the answer states it (the caller's own copy)."""

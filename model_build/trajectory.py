@@ -22,7 +22,7 @@ from itertools import accumulate
 from operator import mul, neg, sub, truediv
 from typing import NamedTuple
 
-from model_build.precision import AREA_CM2, WEEKS, complements, rounded
+from model_build.precision import AREA_CM2, WEEKS, complements, rounded, rounded_all
 
 DAYS_PER_WEEK = 7.0
 MILESTONE_WEEKS = (4, 8, 12, 24)
@@ -182,13 +182,11 @@ def shown_area_series(
     days: Sequence[float], current_area: float, closure_days: float | None, shape: float
 ) -> list[float]:
     """`area_series` at ascending `days`, to the precision shown: only the areas before closure are computed and
-    rounded, in one pass (as `rounded_all` rounds; 0 after closure); a wound not closed within the horizon shows
-    its current area, rounded once."""
+    rounded (0 after it); a wound not closed within the horizon shows its current area, rounded once."""
     if closure_days is None:
         return [rounded(current_area, AREA_CM2)] * len(days)
     n_open = bisect_left(days, closure_days)
-    scale = 10.0**AREA_CM2
-    shown = [round(current_area * (1.0 - day / closure_days) ** shape * scale) / scale for day in days[:n_open]]
+    shown = rounded_all(area_series(days[:n_open], current_area, closure_days, shape), AREA_CM2)
     return shown + [0.0] * (len(days) - n_open)
 
 
